@@ -1,0 +1,168 @@
+"""Service settings: one prefix (``REPIC_``), nested groups joined with ``__``.
+
+Every field has a description; the README configuration table is generated from this class
+(``repic dev settings-table``) and a test fails when the README is stale.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ADMIN_TOKEN = "change-me-admin-token"  # noqa: S105 - the refused default
+DEFAULT_VLM_API_KEY = "change-me-vllm-key"  # noqa: S105 - the refused default
+QWEN_PIXELS_PER_TOKEN = 28 * 28
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class UploadSettings(BaseModel):
+    max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest accepted image upload, compressed bytes."
+    )
+    max_pixels: int = Field(
+        40_000_000, ge=1024, description="Largest decoded image (width x height); more is a 413."
+    )
+    store_max_side: int = Field(
+        2048,
+        ge=64,
+        description="Stored reference images are downscaled so their longer side is at most this.",
+    )
+    max_images_per_concept: int = Field(10, ge=1, le=100, description="Images per concept.")
+
+
+class EmbedderSettings(BaseModel):
+    model: str = Field(
+        "ViT-L-14-336",
+        description="open_clip architecture name, or a path to an open_clip model config JSON.",
+    )
+    pretrained: str = Field(
+        "openai",
+        description="open_clip pretrained tag (downloads once) or a local checkpoint file/dir.",
+    )
+    device: str = Field("auto", description="`auto` (CUDA when available), `cpu` or `cuda`.")
+    batch_size: int = Field(32, ge=1, le=512, description="Largest forward-pass batch.")
+
+
+class RegionSettings(BaseModel):
+    grids: list[int] = Field(
+        default_factory=lambda: [2],
+        description="Grid crops added to the whole image: 2 means a 2x2 grid. Empty for none.",
+    )
+    center: bool = Field(True, description="Add a centre crop (half of each side).")
+    detector: Literal["none", "owlv2"] = Field(
+        "none", description="Optional open-vocabulary detector proposing extra crops."
+    )
+    detector_model: str = Field(
+        "google/owlv2-base-patch16-ensemble", description="OWLv2 hub id or local directory."
+    )
+    detector_threshold: float = Field(0.1, ge=0.0, le=1.0, description="OWLv2 box score floor.")
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(2, ge=1, le=8, description="Concepts retrieved per caption by default.")
+    min_score: float = Field(
+        0.6,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine-similarity floor below which a retrieved concept is dropped.",
+    )
+
+
+class VLMSettings(BaseModel):
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="`transformers` (in-process) or `openai` (a vLLM server)."
+    )
+    model: str = Field(
+        "Yeongtak/RePIC_Qwen2.5VL_7B",
+        description="Hub id or local dir (transformers), or the served model name (openai).",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL of the vLLM server."
+    )
+    api_key: SecretStr = Field(
+        SecretStr(DEFAULT_VLM_API_KEY), description="Bearer key of the vLLM server."
+    )
+    max_tokens: int = Field(1024, ge=1, le=1024, description="Default new-token limit.")
+    repetition_penalty: float = Field(1.05, ge=0.5, le=2.0, description="As in the paper.")
+    max_pixels: int = Field(
+        1024 * QWEN_PIXELS_PER_TOKEN,
+        ge=QWEN_PIXELS_PER_TOKEN * 4,
+        description="Pixel budget of the query image sent to the VLM (1024 visual tokens).",
+    )
+    demo_max_pixels: int = Field(
+        1024 * QWEN_PIXELS_PER_TOKEN,
+        ge=QWEN_PIXELS_PER_TOKEN * 4,
+        description="Pixel budget of each demonstration image.",
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout to the VLM.")
+    max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight to the VLM.")
+    connect_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only.")
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from the environment (or `.env`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REPIC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Environment = Field(
+        Environment.DEVELOPMENT, description="`development`, `test` or `production`."
+    )
+    database_url: str = Field(
+        "sqlite:///./var/repic.db",
+        description="SQLAlchemy URL: SQLite file, or `postgresql+psycopg://user:pw@host/db`.",
+    )
+    data_dir: Path = Field(Path("./var"), description="Image blobs and FAISS index files.")
+    admin_token: SecretStr = Field(
+        SecretStr(DEFAULT_ADMIN_TOKEN), description="Bearer token of the `/admin/` API."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Allowed CORS origins, JSON list: `["https://a.b"]`.'
+    )
+    workers: int = Field(4, ge=1, le=64, description="Threads for decode, embed and index work.")
+    upload: UploadSettings = Field(default_factory=UploadSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    regions: RegionSettings = Field(default_factory=RegionSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    vlm: VLMSettings = Field(default_factory=VLMSettings)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env is Environment.DEVELOPMENT:
+            return self
+        if self.admin_token.get_secret_value() == DEFAULT_ADMIN_TOKEN:
+            raise ValueError(
+                "REPIC_ADMIN_TOKEN is still the default; set a long random value "
+                "(e.g. `openssl rand -hex 32`) or use REPIC_ENV=development."
+            )
+        if (
+            self.vlm.backend == "openai"
+            and self.vlm.api_key.get_secret_value() == DEFAULT_VLM_API_KEY
+        ):
+            raise ValueError(
+                "REPIC_VLM__API_KEY is still the default; set the key your vLLM server was "
+                "started with (--api-key) or use REPIC_ENV=development."
+            )
+        return self
+
+    @cached_property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @cached_property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"

@@ -1,0 +1,168 @@
+"""Safe image intake: detect the format from the bytes, decode under a pixel cap, normalise.
+
+Every image that enters the service (concept references, caption and retrieval queries) goes
+through :func:`normalize_image`. The result is an upright RGB JPEG without any metadata (EXIF, GPS,
+ICC, XMP are dropped by re-encoding), plus its sha256, which names the stored blob and is the
+image's identity for the VLM's multimodal cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: Formats we accept, keyed by Pillow's format name; detection never trusts names or headers.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+OUTPUT_MIME = "image/jpeg"
+_JPEG_QUALITY = 92
+
+
+class ImageError(Exception):
+    """An upload that cannot be accepted; ``status`` is the HTTP status it maps to."""
+
+    status = 422
+    kind = "invalid-image"
+
+
+class UnsupportedImageType(ImageError):
+    status = 415
+    kind = "unsupported-image-type"
+
+
+class ImageTooLarge(ImageError):
+    status = 413
+    kind = "image-too-large"
+
+
+class InvalidImage(ImageError):
+    status = 422
+    kind = "invalid-image"
+
+
+@dataclass(frozen=True)
+class NormalizedImage:
+    """Re-encoded image bytes with their identity and size."""
+
+    data: bytes
+    width: int
+    height: int
+    mime: str = OUTPUT_MIME
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def to_pil(self) -> Image.Image:
+        """Decode the normalised bytes (always a plain RGB JPEG)."""
+        with Image.open(io.BytesIO(self.data), formats=["JPEG"]) as img:
+            return img.convert("RGB")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Return the Pillow format name the magic bytes announce, or ``None``."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:2] == b"BM":
+        return "BMP"
+    return None
+
+
+def normalize_image(
+    data: bytes, *, max_pixels: int, max_side: int | None = None
+) -> NormalizedImage:
+    """Decode untrusted bytes and return an upright, metadata-free RGB JPEG.
+
+    Raises :class:`UnsupportedImageType` (415) for anything that is not JPEG, PNG, WebP, GIF or
+    BMP by its magic bytes, :class:`ImageTooLarge` (413) when the declared pixel count exceeds
+    ``max_pixels`` (checked from the header, before any pixel is decoded, so decompression bombs
+    cost nothing) and :class:`InvalidImage` (422) for empty, truncated or corrupt files.
+    ``max_side`` downscales the result so its longer side is at most that many pixels.
+    """
+    if not data:
+        raise InvalidImage("The uploaded file is empty; send the image's bytes.")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise UnsupportedImageType(
+            "The file is not a JPEG, PNG, WebP, GIF or BMP image (judged by its content, not "
+            "its name); convert it to one of those formats."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[fmt])
+            _check_pixels(img.width, img.height, max_pixels)
+            img.seek(0)  # first frame of an animation
+            img.load()
+            img = _to_rgb(ImageOps.exif_transpose(img) or img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(
+            f"The image decodes to too many pixels; the limit is {max_pixels:,}."
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(
+            f"The {fmt} image could not be decoded ({exc}); it may be truncated or corrupt. "
+            "Re-export it and upload again."
+        ) from exc
+    if max_side is not None and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return encode_rgb(img)
+
+
+def encode_rgb(img: Image.Image) -> NormalizedImage:
+    """Encode an RGB image as a metadata-free JPEG."""
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
+    return NormalizedImage(data=buf.getvalue(), width=img.width, height=img.height)
+
+
+def fit_pixel_budget(img: Image.Image, max_pixels: int) -> Image.Image:
+    """Downscale (never upscale) so that width x height <= ``max_pixels``, keeping aspect."""
+    pixels = img.width * img.height
+    if pixels <= max_pixels:
+        return img
+    scale = math.sqrt(max_pixels / pixels)
+    size = (max(1, math.floor(img.width * scale)), max(1, math.floor(img.height * scale)))
+    return img.resize(size, Image.Resampling.BICUBIC)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImage("The image declares no pixels; re-export it and upload again.")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,}. Downscale it before uploading."
+        )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any decoded mode to 8-bit RGB, compositing transparency onto white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        img = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * 255.0, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

@@ -1,0 +1,119 @@
+"""The RePIC prompt: one system message and one interleaved user turn.
+
+The format is the one RePIC was trained and evaluated with (see DESIGN.md §3)::
+
+    system: SYSTEM_PROMPT
+    user:   [demo image 1, "1. Name: <bo>, Info: ...", demo image 2, "2. Name: <x>, Info: ...",
+             ..., query image, "This is the query image. Give a personalized caption of this image."]
+
+Demonstrations keep the order they are given in (retrieval rank), so a repeated request hits the
+VLM server's prefix cache. Names are always shown in angle brackets; newlines inside an info text
+are flattened because they break the format the model learned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from model.images import NormalizedImage, encode_rgb, fit_pixel_budget
+
+SYSTEM_PROMPT = (
+    "You are a captioning assistant. Your task is to generate an accurate caption for the query "
+    "image.\nBelow is additional information about the reference images."
+)
+DEFAULT_INSTRUCTION = "Give a personalized caption of this image."
+QUERY_PREFIX = "This is the query image. "
+ZERO_SHOT_SUFFIX = " Output the final answer including its name."
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+class PromptStyle(StrEnum):
+    """``repic`` for RePIC/RAP fine-tunes; ``zero_shot`` for a plain Qwen2.5-VL."""
+
+    REPIC = "repic"
+    ZERO_SHOT = "zero_shot"
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One retrieved concept shown to the model: its best-matching reference image."""
+
+    name: str
+    info: str
+    image: NormalizedImage
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    image: NormalizedImage
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+Part = ImagePart | TextPart
+
+
+@dataclass(frozen=True)
+class RepicPrompt:
+    """Backend-neutral messages: the system text and the user turn's ordered parts."""
+
+    system: str
+    parts: tuple[Part, ...]
+
+    @property
+    def images(self) -> list[NormalizedImage]:
+        return [p.image for p in self.parts if isinstance(p, ImagePart)]
+
+
+def bracket_name(name: str) -> str:
+    """``bo`` -> ``<bo>``; a name that already carries brackets is not bracketed twice."""
+    return f"<{name.strip().removeprefix('<').removesuffix('>')}>"
+
+
+def flatten_info(info: str) -> str:
+    """Collapse newlines and runs of white space into single spaces."""
+    return _WHITESPACE_RUN.sub(" ", info).strip()
+
+
+def demo_text(index: int, name: str, info: str) -> str:
+    """``1. Name: <bo>, Info: a corgi`` with a 1-based index."""
+    return f"{index}. Name: {bracket_name(name)}, Info: {flatten_info(info)}"
+
+
+def build_repic_messages(
+    demos: Sequence[Demo],
+    query: NormalizedImage,
+    *,
+    instruction: str | None = None,
+    style: PromptStyle = PromptStyle.REPIC,
+    max_pixels: int | None = None,
+    demo_max_pixels: int | None = None,
+) -> RepicPrompt:
+    """Build the RePIC messages for ``query`` with ``demos`` as interleaved demonstrations.
+
+    ``max_pixels`` / ``demo_max_pixels`` downscale the query / demo images to the VLM's pixel
+    budget (vLLM neither applies EXIF nor downscales; the images here are already upright).
+    """
+    parts: list[Part] = []
+    for i, demo in enumerate(demos, start=1):
+        parts.append(ImagePart(_within_budget(demo.image, demo_max_pixels)))
+        parts.append(TextPart(demo_text(i, demo.name, demo.info)))
+    text = QUERY_PREFIX + flatten_info(instruction or DEFAULT_INSTRUCTION)
+    if style is PromptStyle.ZERO_SHOT:
+        text += ZERO_SHOT_SUFFIX
+    parts.append(ImagePart(_within_budget(query, max_pixels)))
+    parts.append(TextPart(text))
+    return RepicPrompt(system=SYSTEM_PROMPT, parts=tuple(parts))
+
+
+def _within_budget(image: NormalizedImage, max_pixels: int | None) -> NormalizedImage:
+    if max_pixels is None or image.width * image.height <= max_pixels:
+        return image
+    return encode_rgb(fit_pixel_budget(image.to_pil(), max_pixels))

@@ -1,0 +1,64 @@
+"""The protocol every VLM backend implements, and the errors the API maps to 503/504."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from model.prompt import RepicPrompt
+
+
+class VLMError(Exception):
+    """Base of backend failures; ``kind`` labels the metrics counter."""
+
+    kind = "error"
+
+
+class VLMUnavailable(VLMError):
+    """Backend unreachable or not loadable (HTTP 503 with Retry-After)."""
+
+    kind = "unavailable"
+
+
+class VLMTimeout(VLMError):
+    """Backend did not answer in time (HTTP 504)."""
+
+    kind = "timeout"
+
+
+class VLMBadRequest(VLMError):
+    """Backend refused the request as malformed (a bug or a misconfiguration: HTTP 502)."""
+
+    kind = "bad_request"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    detail: str
+
+
+class VLMBackend(Protocol):
+    """Turns a :class:`RepicPrompt` into text.
+
+    ``cache_salt`` isolates one user's prefix-cache entries from another's (vLLM); backends
+    without a shared cache ignore it.
+    """
+
+    model_name: str
+
+    async def generate(
+        self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
+    ) -> Generation: ...
+
+    async def readiness(self) -> Readiness: ...
+
+    async def aclose(self) -> None: ...
