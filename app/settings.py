@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ADMIN_TOKEN = "change-me-admin-token"  # noqa: S105 - the refused default
-DEFAULT_VLM_API_KEY = "change-me-vllm-key"  # noqa: S105 - the refused default
+DEFAULT_VLM_API_KEY = "change-me-vllm-key"
 QWEN_PIXELS_PER_TOKEN = 28 * 28
 
 

@@ -102,11 +102,11 @@ def normalize_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=[fmt])
-            _check_pixels(img.width, img.height, max_pixels)
-            img.seek(0)  # first frame of an animation
-            img.load()
-            img = _to_rgb(ImageOps.exif_transpose(img) or img)
+            opened = Image.open(io.BytesIO(data), formats=[fmt])
+            _check_pixels(opened.width, opened.height, max_pixels)
+            opened.seek(0)  # first frame of an animation
+            opened.load()
+            img = _to_rgb(ImageOps.exif_transpose(opened) or opened)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -3,8 +3,9 @@
 The format is the one RePIC was trained and evaluated with (see DESIGN.md §3)::
 
     system: SYSTEM_PROMPT
-    user:   [demo image 1, "1. Name: <bo>, Info: ...", demo image 2, "2. Name: <x>, Info: ...",
-             ..., query image, "This is the query image. Give a personalized caption of this image."]
+    user:   [demo image 1, "1. Name: <bo>, Info: ...",
+             demo image 2, "2. Name: <x>, Info: ...", ...,
+             query image, "This is the query image. Give a personalized caption of this image."]
 
 Demonstrations keep the order they are given in (retrieval rank), so a repeated request hits the
 VLM server's prefix cache. Names are always shown in angle brackets; newlines inside an info text

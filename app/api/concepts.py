@@ -1,0 +1,153 @@
+"""`/concepts`: a user's personal concepts and their reference images."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from app.deps import CurrentUser, RuntimeDep
+from app.problems import ProblemError, problem_responses
+from app.runtime import Runtime
+from app.schemas import CATEGORY_MAX, INFO_MAX, ConceptPublic, ConceptsPublic, ConceptUpdate
+from app.services.concepts import ConceptService
+from app.uploads import normalize_uploads, read_upload
+from model.images import NormalizedImage
+
+router = APIRouter(prefix="/concepts", tags=["concepts"])
+
+_AUTH = problem_responses(401, 404)
+_UPLOAD = problem_responses(401, 409, 413, 415, 422, 503)
+
+
+async def _read_images(runtime: Runtime, files: list[UploadFile]) -> list[NormalizedImage]:
+    limits = runtime.settings.upload
+    payloads = [(f.filename or "", await read_upload(f, limits.max_bytes)) for f in files]
+    return await runtime.run(
+        normalize_uploads, payloads, max_pixels=limits.max_pixels, max_side=limits.store_max_side
+    )
+
+
+def _check_count(runtime: Runtime, files: list[UploadFile]) -> None:
+    limit = runtime.settings.upload.max_images_per_concept
+    if not 1 <= len(files) <= limit:
+        raise ProblemError(
+            422, "image-count", f"Send between 1 and {limit} images; got {len(files)}."
+        )
+
+
+@router.post(
+    "",
+    response_model=ConceptPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_UPLOAD,
+)
+async def create_concept(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    name: Annotated[str, Form(min_length=1, max_length=66, description="e.g. `bo` or `<bo>`")],
+    images: Annotated[list[UploadFile], File(description="1-10 reference photos")],
+    info: Annotated[str, Form(max_length=INFO_MAX)] = "",
+    category: Annotated[str | None, Form(max_length=CATEGORY_MAX)] = None,
+) -> ConceptPublic:
+    """Register a concept with its reference photos (`<bo>` and `bo` are the same name)."""
+    _check_count(runtime, images)
+    normalized = await _read_images(runtime, images)
+    service = ConceptService(runtime)
+    concept = await runtime.run(
+        lambda: service.create(user.id, name=name, info=info, category=category, images=normalized)
+    )
+    return ConceptPublic.model_validate(concept)
+
+
+@router.get("", response_model=ConceptsPublic, responses=problem_responses(401, 422))
+async def list_concepts(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    name: Annotated[str | None, Query(max_length=66, description="Exact name")] = None,
+) -> ConceptsPublic:
+    """Your concepts, oldest first; `name` finds one by name (case-insensitive)."""
+    service = ConceptService(runtime)
+    rows, count = await runtime.run(
+        lambda: service.page(user.id, offset=offset, limit=limit, name=name)
+    )
+    return ConceptsPublic(data=[ConceptPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/{concept_id}", response_model=ConceptPublic, responses=_AUTH)
+async def get_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -> ConceptPublic:
+    """One of your concepts."""
+    concept = await runtime.run(ConceptService(runtime).get, user.id, concept_id)
+    return ConceptPublic.model_validate(concept)
+
+
+@router.patch(
+    "/{concept_id}", response_model=ConceptPublic, responses=problem_responses(401, 404, 409, 422)
+)
+async def update_concept(
+    runtime: RuntimeDep, user: CurrentUser, concept_id: int, patch: ConceptUpdate
+) -> ConceptPublic:
+    """Rename a concept or change its info or category."""
+    concept = await runtime.run(ConceptService(runtime).update, user.id, concept_id, patch)
+    return ConceptPublic.model_validate(concept)
+
+
+@router.delete("/{concept_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_AUTH)
+async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -> Response:
+    """Delete a concept, its images and its vectors."""
+    await runtime.run(ConceptService(runtime).delete, user.id, concept_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{concept_id}/images",
+    response_model=ConceptPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_UPLOAD,
+)
+async def add_concept_images(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    concept_id: int,
+    images: Annotated[list[UploadFile], File(description="Photos to add")],
+) -> ConceptPublic:
+    """Add reference photos (an identical photo already attached is ignored)."""
+    _check_count(runtime, images)
+    normalized = await _read_images(runtime, images)
+    concept = await runtime.run(ConceptService(runtime).add_images, user.id, concept_id, normalized)
+    return ConceptPublic.model_validate(concept)
+
+
+@router.get(
+    "/{concept_id}/images/{image_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The stored, re-encoded image"},
+        **_AUTH,
+    },
+)
+async def get_concept_image(
+    runtime: RuntimeDep, user: CurrentUser, concept_id: int, image_id: int
+) -> Response:
+    """The stored copy: upright, RGB, re-encoded without any metadata."""
+    stored = await runtime.run(ConceptService(runtime).image, user.id, concept_id, image_id)
+    return Response(
+        stored.data,
+        media_type=stored.mime,
+        headers={"ETag": f'"{stored.sha256}"', "Cache-Control": "private, max-age=86400"},
+    )
+
+
+@router.delete(
+    "/{concept_id}/images/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 409),
+)
+async def delete_concept_image(
+    runtime: RuntimeDep, user: CurrentUser, concept_id: int, image_id: int
+) -> Response:
+    """Remove one photo; a concept keeps at least one (409)."""
+    await runtime.run(ConceptService(runtime).delete_image, user.id, concept_id, image_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,87 @@
+"""`repic`: the command line of the service (users, keys, database, and later data work)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.problems import ProblemError
+from app.services.users import UserService
+from app.settings import Settings
+from store.db import make_engine, make_session_factory
+
+cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
+users_cli = typer.Typer(no_args_is_help=True, help="Users and their first API key.")
+keys_cli = typer.Typer(no_args_is_help=True, help="API keys.")
+db_cli = typer.Typer(no_args_is_help=True, help="Database schema (Alembic).")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(db_cli, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _users() -> UserService:
+    settings = Settings()
+    return UserService(make_session_factory(make_engine(settings.database_url)))
+
+
+def _fail(exc: ProblemError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.detail}")
+    return typer.Exit(code=1)
+
+
+@users_cli.command("create")
+def users_create(name: str) -> None:
+    """Create a user and print its first API key (shown once)."""
+    try:
+        issued = _users().create_user(name)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    err.print(f"created user {issued.user.name!r} (id {issued.user.id}); API key:")
+    console.print(issued.plaintext, highlight=False)
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List users."""
+    table = Table("id", "name", "created")
+    for user in _users().list_users():
+        table.add_row(str(user.id), user.name, user.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@keys_cli.command("create")
+def keys_create(user: str) -> None:
+    """Print a new API key for USER (shown once)."""
+    try:
+        issued = _users().create_key(user)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    err.print(f"new key {issued.prefix} for {issued.user.name!r}:")
+    console.print(issued.plaintext, highlight=False)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
+    try:
+        key = _users().revoke_key(prefix)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    console.print(f"revoked {key.prefix}")
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (run before the server starts)."""
+    from app.migrate import upgrade
+
+    upgrade(Settings().database_url, revision)
+    err.print(f"database at revision {revision}")
+
+
+def main() -> None:
+    cli()

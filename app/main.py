@@ -1,0 +1,76 @@
+"""The ASGI application factory: ``uvicorn --factory app.main:create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from app.api import admin, concepts, health
+from app.limits import BodySizeLimitMiddleware
+from app.problems import install_problem_handlers
+from app.runtime import Runtime
+from app.settings import Settings
+from store.blobs import BlobStore
+from store.db import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+_MULTIPART_OVERHEAD = 1 << 20
+
+
+def operation_id(route: APIRoute) -> str:
+    """`concepts-create_concept`: SDK generators turn it into `concepts.create_concept`."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Open the database and the data directory (migrations were applied before start)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        blobs=BlobStore(settings.blob_dir),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.engine.dispose()
+
+    app = FastAPI(
+        title="RePIC personalized captioning",
+        version="0.1.0",
+        summary="Register personal concepts; get captions that name them.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_problem_handlers(app)
+    for router in (health.router, concepts.router, admin.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    body_limit = (
+        settings.upload.max_bytes * settings.upload.max_images_per_concept + _MULTIPART_OVERHEAD
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit)
+    return app

@@ -1,0 +1,170 @@
+"""RFC 9457 problem details: every 4xx/5xx answer is ``application/problem+json``.
+
+``type`` is a stable URN per kind of problem (documented in the README); ``detail`` tells the
+caller what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:repic:problem:"
+
+log = logging.getLogger(__name__)
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    type: str = Field(examples=[f"{TYPE_PREFIX}not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Field errors of a validation problem."
+    )
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.headers = headers or {}
+        self.errors = errors
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, "not-found", f"{what} does not exist (or is not yours).")
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=TYPE_PREFIX + kind,
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries declaring problem documents for these statuses."""
+    return {
+        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _TITLES[s]}
+        for s in statuses
+    }
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map our errors, FastAPI's and the database's onto problem documents."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            request, exc.status, exc.kind, exc.detail, headers=exc.headers, errors=exc.errors
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
+        return problem_response(
+            request,
+            422,
+            "validation-error",
+            f"The request is invalid ({fields}); fix the listed fields and retry.",
+            errors=errors,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such route; see /docs for the API."
+        return problem_response(
+            request, exc.status_code, kind, detail, headers=dict(exc.headers or {})
+        )
+
+    async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return problem_response(
+            request,
+            503,
+            "database-unavailable",
+            "The database is unreachable; nothing was changed. Retry shortly; operators: "
+            "check REPIC_DATABASE_URL and that the database server is up.",
+            headers={"Retry-After": "5"},
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(
+            request,
+            500,
+            "internal-error",
+            "An unexpected error occurred; it has been logged. Retry, and report the "
+            "X-Request-ID of this response if it persists.",
+        )
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(OperationalError, on_database_down)
+    app.add_exception_handler(Exception, on_unexpected)

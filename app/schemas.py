@@ -1,0 +1,93 @@
+"""Request and response models, one family per resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+INFO_MAX = 2000
+CATEGORY_MAX = 64
+
+
+class ConceptImagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sha256: str
+    width: int
+    height: int
+
+
+class ConceptPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str = Field(description="Stored without angle brackets; prompts show it as <name>.")
+    info: str
+    category: str | None
+    images: list[ConceptImagePublic]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConceptsPublic(BaseModel):
+    data: list[ConceptPublic]
+    count: int = Field(description="Total number of concepts matching the filter.")
+
+
+class ConceptUpdate(BaseModel):
+    """Fields to change; omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=66)
+    info: str | None = Field(default=None, max_length=INFO_MAX)
+    category: str | None = Field(default=None, max_length=CATEGORY_MAX)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(BaseModel):
+    user: UserPublic
+    prefix: str
+    key: str = Field(description="The new API key. It is shown once and never stored.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ComponentReadiness(BaseModel):
+    ready: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    components: dict[str, ComponentReadiness]

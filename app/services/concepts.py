@@ -1,0 +1,247 @@
+"""Concept use cases: create, read, update, delete, and their reference images.
+
+Order of a write, so a crash at any point loses nothing and leaks nothing: decode and embed
+(nothing stored yet) -> write blobs (content-addressed, harmless if orphaned) -> one database
+transaction (rows, vectors, the user's index version) -> update the FAISS index. The index is a
+cache of the database: a crash before the last step leaves an index whose saved version is
+behind the database's, and it is rebuilt on next use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from app.names import InvalidName, name_key, normalize_name
+from app.problems import ProblemError, not_found
+from app.runtime import Runtime
+from app.schemas import ConceptUpdate
+from model.images import NormalizedImage
+from store.blobs import BlobError
+from store.db import transaction
+from store.models import Concept
+from store.repositories import ConceptRepository, NewImage, UserRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    data: bytes
+    sha256: str
+    mime: str
+
+
+class ConceptService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        # Serialises blob garbage collection against uploads of the same bytes in this process.
+        self._blob_lock = threading.Lock()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, user_id: int, concept_id: int) -> Concept:
+        with self.rt.sessions() as session:
+            return self._owned(ConceptRepository(session), user_id, concept_id)
+
+    def page(
+        self, user_id: int, *, offset: int, limit: int, name: str | None
+    ) -> tuple[Sequence[Concept], int]:
+        key = None if name is None else name_key(_valid_name(name))
+        with self.rt.sessions() as session:
+            return ConceptRepository(session).page(
+                user_id, offset=offset, limit=limit, name_key=key
+            )
+
+    def image(self, user_id: int, concept_id: int, image_id: int) -> StoredImage:
+        with self.rt.sessions() as session:
+            row = ConceptRepository(session).image(user_id, concept_id, image_id)
+            if row is None:
+                raise not_found(f"Image {image_id} of concept {concept_id}")
+            blob_key, sha, mime = row.blob_key, row.sha256, row.mime
+        try:
+            data = self.rt.blobs.get(blob_key)
+        except BlobError as exc:
+            raise _storage_problem(exc) from exc
+        return StoredImage(data=data, sha256=sha, mime=mime)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        user_id: int,
+        *,
+        name: str,
+        info: str,
+        category: str | None,
+        images: Sequence[NormalizedImage],
+    ) -> Concept:
+        clean = _valid_name(name)
+        unique = _unique(images)
+        written = self._write_blobs(unique)
+        try:
+            with transaction(self.rt.sessions) as session:
+                repo = ConceptRepository(session)
+                if repo.by_name_key(user_id, name_key(clean)) is not None:
+                    raise _name_taken(clean)
+                concept = repo.create(
+                    user_id,
+                    name=clean,
+                    name_key=name_key(clean),
+                    info=info,
+                    category=category or None,
+                )
+                for img, key in zip(unique, written, strict=True):
+                    repo.add_image(concept, _new_image(img, key))
+                UserRepository(session).bump_index_version(user_id)
+        except IntegrityError as exc:
+            self._collect_garbage(written)
+            raise _name_taken(clean) from exc
+        except BaseException:
+            self._collect_garbage(written)
+            raise
+        return concept
+
+    def update(self, user_id: int, concept_id: int, patch: ConceptUpdate) -> Concept:
+        try:
+            with transaction(self.rt.sessions) as session:
+                repo = ConceptRepository(session)
+                concept = self._owned(repo, user_id, concept_id)
+                if patch.name is not None:
+                    clean = _valid_name(patch.name)
+                    other = repo.by_name_key(user_id, name_key(clean))
+                    if other is not None and other.id != concept.id:
+                        raise _name_taken(clean)
+                    concept.name, concept.name_key = clean, name_key(clean)
+                if patch.info is not None:
+                    concept.info = patch.info
+                if "category" in patch.model_fields_set:
+                    concept.category = patch.category or None
+                session.flush()
+                return concept
+        except IntegrityError as exc:
+            raise _name_taken(patch.name or "") from exc
+
+    def delete(self, user_id: int, concept_id: int) -> None:
+        with transaction(self.rt.sessions) as session:
+            repo = ConceptRepository(session)
+            concept = self._owned(repo, user_id, concept_id)
+            keys = [img.blob_key for img in concept.images]
+            session.delete(concept)
+            UserRepository(session).bump_index_version(user_id)
+        self._collect_garbage(keys)
+
+    def add_images(
+        self, user_id: int, concept_id: int, images: Sequence[NormalizedImage]
+    ) -> Concept:
+        limit = self.rt.settings.upload.max_images_per_concept
+        with self.rt.sessions() as session:
+            current = self._owned(ConceptRepository(session), user_id, concept_id)
+            known = {img.sha256 for img in current.images}
+        fresh = [img for img in _unique(images) if img.sha256 not in known]
+        if len(known) + len(fresh) > limit:
+            raise ProblemError(
+                409,
+                "too-many-images",
+                f"A concept keeps at most {limit} images; it has {len(known)}. Delete some first.",
+            )
+        written = self._write_blobs(fresh)
+        try:
+            with transaction(self.rt.sessions) as session:
+                repo = ConceptRepository(session)
+                concept = self._owned(repo, user_id, concept_id)
+                for img, key in zip(fresh, written, strict=True):
+                    repo.add_image(concept, _new_image(img, key))
+                if fresh:
+                    UserRepository(session).bump_index_version(user_id)
+                session.flush()
+                return concept
+        except BaseException:
+            self._collect_garbage(written)
+            raise
+
+    def delete_image(self, user_id: int, concept_id: int, image_id: int) -> None:
+        with transaction(self.rt.sessions) as session:
+            repo = ConceptRepository(session)
+            concept = self._owned(repo, user_id, concept_id)
+            row = repo.image(user_id, concept_id, image_id)
+            if row is None:
+                raise not_found(f"Image {image_id} of concept {concept_id}")
+            if len(concept.images) <= 1:
+                raise ProblemError(
+                    409,
+                    "last-image",
+                    "A concept keeps at least one image; add another first or delete the concept.",
+                )
+            key = row.blob_key
+            concept.images.remove(row)
+            UserRepository(session).bump_index_version(user_id)
+        self._collect_garbage([key])
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _owned(repo: ConceptRepository, user_id: int, concept_id: int) -> Concept:
+        concept = repo.get(user_id, concept_id)
+        if concept is None:
+            raise not_found(f"Concept {concept_id}")
+        return concept
+
+    def _write_blobs(self, images: Sequence[NormalizedImage]) -> list[str]:
+        try:
+            with self._blob_lock:
+                return [self.rt.blobs.put(img.data) for img in images]
+        except BlobError as exc:
+            raise _storage_problem(exc) from exc
+
+    def _collect_garbage(self, blob_keys: Sequence[str]) -> None:
+        """Delete blobs that no row references any more (shared bytes stay)."""
+        if not blob_keys:
+            return
+        with self._blob_lock, self.rt.sessions() as session:
+            repo = ConceptRepository(session)
+            for key in set(blob_keys):
+                sha = key.rsplit("/", 1)[-1].removesuffix(".jpg")
+                if repo.blob_references(sha) == 0:
+                    self.rt.blobs.delete(key)
+
+
+def _valid_name(raw: str) -> str:
+    try:
+        return normalize_name(raw)
+    except InvalidName as exc:
+        raise ProblemError(422, "invalid-name", str(exc)) from exc
+
+
+def _unique(images: Sequence[NormalizedImage]) -> list[NormalizedImage]:
+    seen: dict[str, NormalizedImage] = {}
+    for img in images:
+        seen.setdefault(img.sha256, img)
+    return list(seen.values())
+
+
+def _new_image(img: NormalizedImage, blob_key: str) -> NewImage:
+    return NewImage(
+        sha256=img.sha256, width=img.width, height=img.height, mime=img.mime, blob_key=blob_key
+    )
+
+
+def _name_taken(name: str) -> ProblemError:
+    return ProblemError(
+        409, "concept-exists", f"You already have a concept named <{name}>; pick another name."
+    )
+
+
+def _storage_problem(exc: BlobError) -> ProblemError:
+    log.error("image storage failed: %s", exc)
+    return ProblemError(
+        503,
+        "storage-unavailable",
+        "The image store cannot be written or read; nothing was changed. Retry later; "
+        "operators: check free disk space and permissions of REPIC_DATA_DIR.",
+        headers={"Retry-After": "30"},
+    )

@@ -1,0 +1,137 @@
+"""Shared fixtures: a fresh database per test on SQLite and on a real PostgreSQL, the app, and
+clients with API keys. PostgreSQL comes from `make test` (REPIC_TEST_POSTGRES_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+
+from app.main import create_app
+from app.migrate import upgrade
+from app.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def postgres_base_url() -> str:
+    url = os.environ.get("REPIC_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail(
+            "REPIC_TEST_POSTGRES_URL is not set: run the suite with `make test`, which starts "
+            "PostgreSQL (tests/pg/start.sh) and sets it."
+        )
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty schema of the test database, dropped afterwards."""
+    base = postgres_base_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'repic.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Tests override this to change settings of the app under test."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "data_dir": tmp_path / "data",
+        "admin_token": ADMIN_TOKEN,
+        "workers": 2,
+    }
+    values.update(settings_overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    upgrade(settings.database_url)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@dataclass
+class UserClient:
+    name: str
+    key: str
+    client: httpx.AsyncClient
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def _user(anon: httpx.AsyncClient, name: str) -> UserClient:
+    resp = await anon.post(
+        "/admin/users", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert resp.status_code == 201, resp.text
+    key = resp.json()["key"]
+    client = httpx.AsyncClient(
+        transport=anon._transport,
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return UserClient(name=name, key=key, client=client)
+
+
+@pytest.fixture
+async def alice(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
+    user = await _user(anon, "alice")
+    yield user
+    await user.client.aclose()
+
+
+@pytest.fixture
+async def bob(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
+    user = await _user(anon, "bob")
+    yield user
+    await user.client.aclose()
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
