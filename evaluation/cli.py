@@ -1,0 +1,203 @@
+"""``repic eval``: grounding scores of result files, and end-to-end runs against a server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evaluation.client import ServiceClient, ServiceError
+from evaluation.database import DatabaseError, ground_truth_pool, load_database
+from evaluation.dataset import DatasetError, load_dataset
+from evaluation.results import ResultsFile, ResultsFileError, read_results
+from evaluation.runner import Mode, ResultsLog, pending_jobs, run_dataset
+from evaluation.summary import ModeSummary, summarise
+from model.metrics import GroundingSample, GroundingScores, Matcher, score_grounding
+
+eval_app = typer.Typer(
+    help="Evaluate personalized captions: grounding scores and end-to-end runs.",
+    no_args_is_help=True,
+)
+_stderr = Console(stderr=True)
+T = TypeVar("T")
+
+
+@eval_app.command()
+def grounding(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="Result files: our JSONL, or a RePIC/RAP reference JSON list (auto-detected).",
+        ),
+    ],
+    matcher: Annotated[
+        Matcher,
+        typer.Option(help="robust: phrase matcher with display names; official: the paper's."),
+    ] = Matcher.ROBUST,
+    case_sensitive: Annotated[
+        bool,
+        typer.Option(
+            "--case-sensitive", help="Official matcher without lower-casing (two-concept script)."
+        ),
+    ] = False,
+    database: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="database.json giving display names."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Personal grounding precision, recall and F1 of each result file (and mode)."""
+    if case_sensitive and matcher is not Matcher.OFFICIAL:
+        raise typer.BadParameter(
+            "only applies to --matcher official", param_hint="--case-sensitive"
+        )
+    concepts = _fail_on(DatabaseError, partial(load_database, database)) if database else []
+    rows: list[tuple[ResultsFile, str | None, GroundingScores]] = []
+    for path in results:
+        parsed = _fail_on(ResultsFileError, partial(read_results, path))
+        pool = ground_truth_pool((c for r in parsed.records for c in r.concepts), concepts)
+        for mode in parsed.modes() or [None]:
+            samples = [
+                GroundingSample(r.caption, r.concepts) for r in parsed.records if r.mode == mode
+            ]
+            scores = score_grounding(
+                samples, matcher=matcher, case_sensitive=case_sensitive, pool=pool
+            )
+            rows.append((parsed, mode, scores))
+    if as_json:
+        payload = {
+            "matcher": str(matcher),
+            "case_sensitive": case_sensitive,
+            "results": [
+                {"file": str(f.path), "format": str(f.format), "mode": mode, **s.as_dict()}
+                for f, mode, s in rows
+            ],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"Personal grounding ({matcher} matcher)")
+    for column in ("File", "Mode", "P %", "R %", "F1 %", "Correct", "MISS", "Empty", "Slots"):
+        table.add_column(column, justify="left" if column in ("File", "Mode") else "right")
+    for parsed, mode, s in rows:
+        table.add_row(
+            parsed.path.name,
+            mode or "-",
+            *_percents(s.precision, s.recall, s.f1),
+            *(str(n) for n in (s.correct, s.miss, s.empty, s.slots)),
+        )
+    _print_table(table)
+
+
+@eval_app.command()
+def run(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, help="Folder with database.json and queries.json."
+        ),
+    ],
+    server: Annotated[str, typer.Option(help="Base URL of the service, e.g. http://host:8000.")],
+    key: Annotated[str, typer.Option(envvar="REPIC_API_KEY", help="API key of the user to use.")],
+    out: Annotated[
+        Path, typer.Option(dir_okay=False, help="Results JSONL; an existing one is resumed.")
+    ] = Path("results.jsonl"),
+    top_k: Annotated[int, typer.Option(min=1, help="Concepts retrieved per query image.")] = 2,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for one answer.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Caption a labelled dataset through the HTTP API (retrieval and skip-retrieval) and score it.
+
+    Creates the dataset's concepts for the key's user; an existing --out file is resumed.
+    """
+    data = _fail_on(DatasetError, partial(load_dataset, dataset))
+    log = _fail_on(ResultsFileError, partial(ResultsLog, out))
+    if log.dropped_partial_line:
+        typer.echo(f"Removed an unfinished last line from {out}.", err=True)
+    total = 2 * len(data.queries)
+    failure: ServiceError | None = None
+    with (
+        httpx.Client(base_url=server, timeout=timeout) as http,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr,
+        ) as progress,
+    ):
+        pending = len(pending_jobs(data, log))
+        concepts_task = progress.add_task("concepts", total=len(data.concepts) if pending else 0)
+        captions_task = progress.add_task("captions", total=total, completed=total - pending)
+        try:
+            run_dataset(
+                data,
+                ServiceClient(http, key),
+                log,
+                top_k=top_k,
+                on_concept=lambda: progress.advance(concepts_task),
+                on_caption=lambda: progress.advance(captions_task),
+            )
+        except ServiceError as exc:
+            failure = exc
+    if failure is not None:
+        typer.echo(f"error: {failure}", err=True)
+        typer.echo(
+            f"{total - len(pending_jobs(data, log))} of {total} captions are saved in {out}; "
+            "run again to resume.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    wanted = {(q.image, mode) for q in data.queries for mode in Mode}
+    summaries = summarise([r for r in log.rows if r.key in wanted], data.concepts)
+    if as_json:
+        typer.echo(json.dumps({"results": str(out), "modes": [s.as_dict() for s in summaries]}))
+        return
+    _print_table(_summary_table(summaries, out, top_k))
+
+
+def _summary_table(summaries: Sequence[ModeSummary], out: Path, top_k: int) -> Table:
+    table = Table(title=f"{out.name}: robust matcher (F1 official: the paper's)")
+    columns = ("Mode", "Images", "P %", "R %", "F1 %", "F1 official %", f"Recall@{top_k} %")
+    for column in (*columns, "p50 ms", "p90 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "Mode" else "right")
+    for s in summaries:
+        table.add_row(
+            str(s.mode),
+            str(s.robust.images),
+            *_percents(s.robust.precision, s.robust.recall, s.robust.f1, s.official.f1),
+            *_percents(s.recall_at_k),
+            *(f"{v:.0f}" for v in s.latency_ms.values()),
+        )
+    return table
+
+
+def _print_table(table: Table) -> None:
+    """Print ``table``; when stdout is not a terminal (a log, a pipe), never wrap its cells."""
+    console = Console()
+    if not console.is_terminal:
+        wide = console.options.update(max_width=10_000)
+        console = Console(width=max(console.width, console.measure(table, options=wide).maximum))
+    console.print(table)
+
+
+def _percents(*values: float) -> list[str]:
+    return [f"{100 * v:.2f}" for v in values]
+
+
+def _fail_on(error: type[Exception], action: Callable[[], T]) -> T:
+    """Run ``action``; an expected ``error`` becomes a one-line message and exit status 1."""
+    try:
+        return action()
+    except error as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
