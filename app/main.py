@@ -12,6 +12,8 @@ from fastapi.routing import APIRoute
 
 from app.api import admin, concepts, health
 from app.limits import BodySizeLimitMiddleware
+from app.logs import RequestIdMiddleware, configure_logging
+from app.metrics import Metrics, MetricsMiddleware
 from app.problems import install_problem_handlers
 from app.runtime import Runtime
 from app.settings import Settings
@@ -28,7 +30,7 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     """Open the database and the data directory (migrations were applied before start)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
@@ -37,15 +39,19 @@ def build_runtime(settings: Settings) -> Runtime:
         engine=engine,
         sessions=make_session_factory(engine),
         blobs=BlobStore(settings.blob_dir),
+        metrics=metrics or Metrics(),
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    if settings.log_format != "inherit":
+        configure_logging(settings.log_level, json=settings.log_format == "json")
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, metrics)
         app.state.runtime = runtime
         try:
             yield
@@ -73,4 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.upload.max_bytes * settings.upload.max_images_per_concept + _MULTIPART_OVERHEAD
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit)
+    # Added last = outermost: every response, a 413 from the guard included, is counted and
+    # carries the request id.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -12,6 +12,7 @@ import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.metrics import Metrics
 from app.schemas import ComponentReadiness
 from app.settings import Settings
 from store.blobs import BlobStore
@@ -27,6 +28,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     blobs: BlobStore
+    metrics: Metrics = field(default_factory=Metrics)
     readiness_checks: dict[str, Callable[[], Awaitable[ComponentReadiness]]] = field(
         default_factory=dict
     )

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         default_factory=list, description='Allowed CORS origins, JSON list: `["https://a.b"]`.'
     )
     workers: int = Field(4, ge=1, le=64, description="Threads for decode, embed and index work.")
+    log_level: str = Field("INFO", description="Root log level (`DEBUG`, `INFO`, `WARNING`).")
+    log_format: Literal["json", "text", "inherit"] = Field(
+        "json",
+        description="One JSON object per line, plain text, or `inherit` (leave logging alone).",
+    )
     upload: UploadSettings = Field(default_factory=UploadSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)

@@ -74,6 +74,7 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, ob
         "data_dir": tmp_path / "data",
         "admin_token": ADMIN_TOKEN,
         "workers": 2,
+        "log_format": "inherit",
     }
     values.update(settings_overrides)
     return Settings.model_validate(values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -27,6 +27,17 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         components[name] = await check()
     body = Readiness(ready=all(c.ready for c in components.values()), components=components)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics: requests, per-stage latency, VLM errors, index sizes."""
+    body, content_type = runtime.metrics.render()
+    return Response(body, media_type=content_type)
 
 
 def _database_ready(runtime: Runtime) -> ComponentReadiness:
