@@ -1,0 +1,229 @@
+"""In-process Qwen2.5-VL through transformers: one generation at a time, off the event loop.
+
+Meant for development, tests and single-user deployments; a served model (vLLM) batches many
+requests and is the production path. The model loads lazily on first use (or on :meth:`load`),
+on CUDA in bfloat16 when a GPU is visible, else on the CPU in float32.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import torch
+from transformers import (
+    AutoProcessor,
+    Qwen2_5_VLForConditionalGeneration,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from model.prompt import RepicPrompt
+from model.vlm.base import Generation, Readiness, VLMBadRequest, VLMTimeout, VLMUnavailable
+from model.vlm.messages import encode_prompt, set_pixel_budget
+
+#: The paper's pixel budget: about 1024 visual tokens per image.
+DEFAULT_MAX_PIXELS = 1024 * 28 * 28
+DEFAULT_REPETITION_PENALTY = 1.05
+
+
+class LoadState(StrEnum):
+    NOT_LOADED = "not loaded"
+    LOADING = "loading"
+    LOADED = "loaded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    model: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends a running ``generate`` at the next token once its caller gave up."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> Any:
+        return torch.full((input_ids.shape[0],), self._event.is_set(), device=input_ids.device)
+
+
+class TransformersBackend:
+    """A :class:`~model.vlm.base.VLMBackend` running Qwen2.5-VL in this process.
+
+    ``model`` is a Hub id (resolved through the local Hugging Face cache) or a checkpoint
+    directory. Decoding is greedy with ``repetition_penalty``; images are resized to at most
+    ``max_pixels`` by the processor, as in the RePIC paper. ``timeout_s`` bounds one call,
+    waiting in line included; a call that runs out stops its generation at the next token.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        timeout_s: float | None = None,
+    ) -> None:
+        if repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be positive, got {repetition_penalty}")
+        if max_pixels < 4 * 28 * 28:
+            raise ValueError(f"max_pixels must be at least {4 * 28 * 28}, got {max_pixels}")
+        self.model_name = model
+        self._repetition_penalty = repetition_penalty
+        self._max_pixels = max_pixels
+        self._timeout_s = timeout_s
+        self._state = LoadState.NOT_LOADED
+        self._error = ""
+        self._loaded: _Loaded | None = None
+        self._load_lock = asyncio.Lock()
+        # Callers wait their turn here, without holding a worker thread each.
+        self._turn = asyncio.Lock()
+        # A cancelled caller releases its turn while its thread may still be generating; this
+        # lock, taken inside the thread, is what really keeps generations one at a time.
+        self._running = threading.Lock()
+
+    @property
+    def state(self) -> LoadState:
+        """Where loading stands: not loaded, loading, loaded or failed."""
+        return self._state
+
+    async def load(self) -> None:
+        """Load the model and processor in a worker thread unless already loaded.
+
+        Raises :class:`VLMUnavailable` with what to do when the checkpoint cannot be loaded; a
+        later call tries again.
+        """
+        await self._ensure_loaded()
+
+    async def generate(
+        self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
+    ) -> Generation:
+        """Caption ``prompt`` greedily; ``cache_salt`` is unused (no cache shared across users)."""
+        if max_tokens < 1:
+            raise VLMBadRequest(f"max_tokens must be at least 1, got {max_tokens}")
+        stop = threading.Event()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                loaded = await self._ensure_loaded()
+                async with self._turn:
+                    return await asyncio.to_thread(
+                        self._generate_blocking, loaded, prompt, max_tokens, stop
+                    )
+        except TimeoutError as exc:
+            raise VLMTimeout(
+                f"{self.model_name} gave no caption within {self._timeout_s} s; raise the "
+                "timeout, lower max_tokens or serve the model with vLLM on a GPU."
+            ) from exc
+        finally:
+            stop.set()
+
+    async def readiness(self) -> Readiness:
+        """Ready once loaded; the detail names the state, device and any load error."""
+        loaded = self._loaded
+        if self._state is LoadState.LOADED and loaded is not None:
+            detail = f"{self.model_name} loaded on {loaded.device} ({loaded.dtype})"
+            return Readiness(ready=True, detail=detail)
+        if self._state is LoadState.FAILED:
+            return Readiness(ready=False, detail=f"failed: {self._error}")
+        if self._state is LoadState.LOADING:
+            return Readiness(ready=False, detail=f"loading {self.model_name}")
+        return Readiness(ready=False, detail=f"{self.model_name} not loaded (loads on first use)")
+
+    async def aclose(self) -> None:
+        """Drop the model after the generation in progress, if any, has finished."""
+        async with self._load_lock, self._turn:
+            await asyncio.to_thread(self._running.acquire)
+            try:
+                self._loaded = None
+                self._state = LoadState.NOT_LOADED
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            finally:
+                self._running.release()
+
+    async def _ensure_loaded(self) -> _Loaded:
+        async with self._load_lock:
+            if self._loaded is not None:
+                return self._loaded
+            self._state = LoadState.LOADING
+            try:
+                self._loaded = await asyncio.to_thread(self._load_blocking)
+            except Exception as exc:
+                self._state = LoadState.FAILED
+                self._error = self._unavailable_message(exc)
+                raise VLMUnavailable(self._error) from exc
+            except BaseException:  # cancelled while loading: the next call starts over
+                self._state = LoadState.NOT_LOADED
+                raise
+            self._state = LoadState.LOADED
+            return self._loaded
+
+    def _load_blocking(self) -> _Loaded:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        processor: Any = AutoProcessor.from_pretrained(self.model_name)  # type: ignore[no-untyped-call]
+        set_pixel_budget(processor, self._max_pixels)
+        model: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            self.model_name, dtype=dtype
+        )
+        model.to(device).eval()
+        return _Loaded(model=model, processor=processor, device=device, dtype=dtype)
+
+    def _generate_blocking(
+        self, loaded: _Loaded, prompt: RepicPrompt, max_tokens: int, stop: threading.Event
+    ) -> Generation:
+        with self._running:
+            if stop.is_set():
+                raise VLMTimeout(f"{self.model_name}: the caller stopped waiting")
+            try:
+                inputs = encode_prompt(prompt, loaded.processor).to(loaded.device)
+            except ValueError as exc:
+                raise VLMBadRequest(
+                    f"{self.model_name} processor refused the prompt: {exc}"
+                ) from exc
+            prompt_tokens = int(inputs["input_ids"].shape[-1])
+            try:
+                with torch.inference_mode():
+                    output = loaded.model.generate(
+                        **inputs,
+                        max_new_tokens=max_tokens,
+                        do_sample=False,
+                        temperature=None,
+                        top_p=None,
+                        top_k=None,
+                        repetition_penalty=self._repetition_penalty,
+                        stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                    )
+            except torch.cuda.OutOfMemoryError as exc:
+                raise VLMUnavailable(
+                    f"{self.model_name} ran out of GPU memory; lower the pixel budget, the "
+                    "number of demonstrations or max_tokens."
+                ) from exc
+            new_tokens = output[0, prompt_tokens:]
+            text = loaded.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
+            return Generation(
+                text=text,
+                model=self.model_name,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=int(new_tokens.numel()),
+            )
+
+    def _unavailable_message(self, exc: Exception) -> str:
+        return (
+            f"Cannot load the Qwen2.5-VL checkpoint {self.model_name!r} "
+            f"({type(exc).__name__}: {exc}). Without Hub access, provide it offline: download it "
+            f"where the Hub is reachable (`hf download {self.model_name}`), then either set "
+            "REPIC_VLM__MODEL to that local directory (it needs config.json, the *.safetensors "
+            "weights and the processor/tokenizer files) or copy it into the Hugging Face cache "
+            "(HF_HOME) and set HF_HUB_OFFLINE=1."
+        )
