@@ -27,6 +27,17 @@ serve: $(STAMP)
 	$(BIN)/repic db upgrade
 	$(BIN)/uvicorn --factory app.main:create_app --host $(HOST) --port $(PORT)
 
+# Offline demo: tiny RANDOM-WEIGHT models built once under var/, their own database and files.
+DEMO_ENV := var/demo/repic.env
+$(DEMO_ENV): | $(STAMP)
+	mkdir -p var/demo
+	HF_HUB_OFFLINE=1 $(BIN)/repic dev tiny-models var/demo/models --data-dir var/demo --env-file $@
+
+demo: $(STAMP) $(DEMO_ENV)
+	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/repic db upgrade
+	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/uvicorn --factory app.main:create_app \
+		--host $(HOST) --port $(PORT)
+
 postgres:
 	tests/pg/start.sh
 

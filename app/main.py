@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,15 +11,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from app.api import admin, concepts, health
+from app.api import admin, captions, concepts, health
 from app.limits import BodySizeLimitMiddleware
 from app.logs import RequestIdMiddleware, configure_logging
 from app.metrics import Metrics, MetricsMiddleware
 from app.problems import install_problem_handlers
-from app.runtime import Runtime
+from app.readiness import model_readiness_checks, preload_models
+from app.runtime import build_runtime
 from app.settings import Settings
-from store.blobs import BlobStore
-from store.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +28,6 @@ _MULTIPART_OVERHEAD = 1 << 20
 def operation_id(route: APIRoute) -> str:
     """`concepts-create_concept`: SDK generators turn it into `concepts.create_concept`."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
-
-
-def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
-    """Open the database and the data directory (migrations were applied before start)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        blobs=BlobStore(settings.blob_dir),
-        metrics=metrics or Metrics(),
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,9 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings, metrics)
         app.state.runtime = runtime
+        runtime.readiness_checks.update(model_readiness_checks(runtime))
+        preload = asyncio.create_task(preload_models(runtime)) if settings.preload_models else None
         try:
             yield
         finally:
+            if preload is not None:
+                preload.cancel()
+            await runtime.vlm.aclose()
             runtime.engine.dispose()
 
     app = FastAPI(
@@ -66,7 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    for router in (health.router, concepts.router, admin.router):
+    for router in (
+        health.router,
+        concepts.router,
+        captions.retrieve_router,
+        captions.caption_router,
+        admin.router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

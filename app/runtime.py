@@ -14,21 +14,28 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
 from app.schemas import ComponentReadiness
-from app.settings import Settings
+from app.services.vectors import VectorStore
+from app.settings import Settings, VLMSettings
+from model.regions import Owlv2Proposer
+from model.vlm.base import VLMBackend
 from store.blobs import BlobStore
+from store.db import make_engine, make_session_factory
 
 T = TypeVar("T")
 
 
 @dataclass
 class Runtime:
-    """Settings, database, blob store and the bounded worker pool for blocking work."""
+    """Settings, database, blobs, models and the bounded worker pool for blocking work."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     blobs: BlobStore
-    metrics: Metrics = field(default_factory=Metrics)
+    vectors: VectorStore
+    vlm: VLMBackend
+    metrics: Metrics
+    detector: Owlv2Proposer | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[ComponentReadiness]]] = field(
         default_factory=dict
     )
@@ -40,3 +47,52 @@ class Runtime:
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run blocking work (decode, embed, SQL, FAISS) in the bounded pool, off the loop."""
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+
+
+def build_vlm(settings: VLMSettings) -> VLMBackend:
+    """The configured VLM backend; neither loads nor connects until first used."""
+    if settings.backend == "openai":
+        from model.vlm.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(
+            settings.model,
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            repetition_penalty=settings.repetition_penalty,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+            connect_retries=settings.connect_retries,
+        )
+    from model.vlm.transformers_backend import TransformersBackend
+
+    return TransformersBackend(
+        settings.model,
+        repetition_penalty=settings.repetition_penalty,
+        max_pixels=settings.max_pixels,
+        timeout_s=settings.timeout_s,
+    )
+
+
+def build_runtime(
+    settings: Settings, metrics: Metrics | None = None, vlm: VLMBackend | None = None
+) -> Runtime:
+    """Open the database and the data directory (migrations were applied before start)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    metrics = metrics or Metrics()
+    detector = None
+    if settings.regions.detector == "owlv2":
+        detector = Owlv2Proposer(
+            settings.regions.detector_model, settings.regions.detector_threshold
+        )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        blobs=BlobStore(settings.blob_dir),
+        vectors=VectorStore(settings.embedder, settings.index_dir, sessions, metrics),
+        vlm=vlm or build_vlm(settings.vlm),
+        metrics=metrics,
+        detector=detector,
+    )

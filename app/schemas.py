@@ -91,3 +91,41 @@ class ComponentReadiness(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     components: dict[str, ComponentReadiness]
+
+
+class ConceptRef(BaseModel):
+    id: int
+    name: str
+
+
+class RetrievedConceptPublic(BaseModel):
+    concept: ConceptRef
+    category: str | None
+    score: float = Field(description="Cosine similarity of the best matching crop and image.")
+    image_id: int = Field(description="The reference image that matched best (the demo).")
+    box: list[int] | None = Field(
+        description="Query crop `[x0, y0, x1, y1]` that matched, in the upright query's pixels."
+    )
+
+
+class RetrievalPublic(BaseModel):
+    data: list[RetrievedConceptPublic]
+    timings_ms: dict[str, float]
+
+
+class ConceptUsed(BaseModel):
+    id: int
+    name: str
+    score: float | None = Field(description="Retrieval similarity; null when named by the caller.")
+
+
+class CaptionPublic(BaseModel):
+    caption: str
+    concepts_used: list[ConceptUsed]
+    concepts_mentioned: list[ConceptRef] = Field(
+        description="Your concepts that the caption names (brackets optional, any case)."
+    )
+    model: str
+    timings_ms: dict[str, float] = Field(
+        description="decode, embed, search, prompt, vlm and total, in milliseconds."
+    )

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
         default_factory=list, description='Allowed CORS origins, JSON list: `["https://a.b"]`.'
     )
     workers: int = Field(4, ge=1, le=64, description="Threads for decode, embed and index work.")
+    preload_models: bool = Field(
+        True, description="Load the embedder and VLM in the background at start-up."
+    )
     log_level: str = Field("INFO", description="Root log level (`DEBUG`, `INFO`, `WARNING`).")
     log_format: Literal["json", "text", "inherit"] = Field(
         "json",

@@ -20,6 +20,9 @@ from sqlalchemy import create_engine, text
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
+from model.tiny.clip import TinyClip, build_tiny_clip
+
+pytest_plugins = ["tests.qwen_fixtures"]
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -66,8 +69,20 @@ def settings_overrides() -> dict[str, object]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TinyClip:
+    """A tiny random open_clip model, loaded through the real `pretrained=<file>` path."""
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
+def settings(
+    database_url: str,
+    tmp_path: Path,
+    settings_overrides: dict[str, object],
+    tiny_clip: TinyClip,
+    tiny_qwen_dir: Path,
+) -> Settings:
     values: dict[str, object] = {
         "env": "test",
         "database_url": database_url,
@@ -75,6 +90,12 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, ob
         "admin_token": ADMIN_TOKEN,
         "workers": 2,
         "log_format": "inherit",
+        "preload_models": False,
+        "embedder": {
+            "model": str(tiny_clip.config_path),
+            "pretrained": str(tiny_clip.checkpoint_path),
+        },
+        "vlm": {"backend": "transformers", "model": str(tiny_qwen_dir), "max_tokens": 8},
     }
     values.update(settings_overrides)
     return Settings.model_validate(values)

@@ -233,10 +233,14 @@ class _SampleMaker:
 
     def _demo(self, concept: Concept, name: str, path: Path | None) -> Demo:
         info = rename_in_text(concept.info, concept.name, name)
+        if concept.display_name:
+            # A display name left in the info would let the model recall the real concept.
+            info = rename_in_text(info, concept.display_name, name)
         return Demo(name, info, self._reference(path or self._rng.choice(concept.images)))
 
     def _stand_in_names(self, count: int) -> list[str]:
-        return person_like_names(self._rng, count, avoid=(c.name for c in self._concepts))
+        taken = [n for c in self._concepts for n in (c.name, c.display_name) if n]
+        return person_like_names(self._rng, count, avoid=taken)
 
     def _two_photos(self, concept: Concept) -> tuple[Path, Path]:
         """A demonstration photo and, when the concept has one, a different query photo."""

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from app.names import InvalidName, name_key, normalize_name
@@ -82,6 +83,7 @@ class ConceptService:
     ) -> Concept:
         clean = _valid_name(name)
         unique = _unique(images)
+        vectors, embedder_id = self._embed(unique)
         written = self._write_blobs(unique)
         try:
             with transaction(self.rt.sessions) as session:
@@ -95,15 +97,20 @@ class ConceptService:
                     info=info,
                     category=category or None,
                 )
-                for img, key in zip(unique, written, strict=True):
-                    repo.add_image(concept, _new_image(img, key))
-                UserRepository(session).bump_index_version(user_id)
+                rows = [
+                    repo.add_image(concept, _new_image(img, key, vec, embedder_id))
+                    for img, key, vec in zip(unique, written, vectors, strict=True)
+                ]
+                version = UserRepository(session).bump_index_version(user_id)
         except IntegrityError as exc:
             self._collect_garbage(written)
             raise _name_taken(clean) from exc
         except BaseException:
             self._collect_garbage(written)
             raise
+        self.rt.vectors.added(
+            user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
+        )
         return concept
 
     def update(self, user_id: int, concept_id: int, patch: ConceptUpdate) -> Concept:
@@ -131,8 +138,10 @@ class ConceptService:
             repo = ConceptRepository(session)
             concept = self._owned(repo, user_id, concept_id)
             keys = [img.blob_key for img in concept.images]
+            image_ids = [img.id for img in concept.images]
             session.delete(concept)
-            UserRepository(session).bump_index_version(user_id)
+            version = UserRepository(session).bump_index_version(user_id)
+        self.rt.vectors.removed(user_id, image_ids, version)
         self._collect_garbage(keys)
 
     def add_images(
@@ -149,20 +158,26 @@ class ConceptService:
                 "too-many-images",
                 f"A concept keeps at most {limit} images; it has {len(known)}. Delete some first.",
             )
+        if not fresh:
+            return self.get(user_id, concept_id)
+        vectors, embedder_id = self._embed(fresh)
         written = self._write_blobs(fresh)
         try:
             with transaction(self.rt.sessions) as session:
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
-                for img, key in zip(fresh, written, strict=True):
-                    repo.add_image(concept, _new_image(img, key))
-                if fresh:
-                    UserRepository(session).bump_index_version(user_id)
-                session.flush()
-                return concept
+                rows = [
+                    repo.add_image(concept, _new_image(img, key, vec, embedder_id))
+                    for img, key, vec in zip(fresh, written, vectors, strict=True)
+                ]
+                version = UserRepository(session).bump_index_version(user_id)
         except BaseException:
             self._collect_garbage(written)
             raise
+        self.rt.vectors.added(
+            user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
+        )
+        return concept
 
     def delete_image(self, user_id: int, concept_id: int, image_id: int) -> None:
         with transaction(self.rt.sessions) as session:
@@ -179,7 +194,8 @@ class ConceptService:
                 )
             key = row.blob_key
             concept.images.remove(row)
-            UserRepository(session).bump_index_version(user_id)
+            version = UserRepository(session).bump_index_version(user_id)
+        self.rt.vectors.removed(user_id, [image_id], version)
         self._collect_garbage([key])
 
     # -- helpers ----------------------------------------------------------------------------
@@ -190,6 +206,11 @@ class ConceptService:
         if concept is None:
             raise not_found(f"Concept {concept_id}")
         return concept
+
+    def _embed(self, images: Sequence[NormalizedImage]) -> tuple[np.ndarray, str]:
+        """Vectors first: if the embedder fails, nothing has been stored yet."""
+        embedder_id = self.rt.vectors.embedder_id
+        return self.rt.vectors.embed([img.to_pil() for img in images]), embedder_id
 
     def _write_blobs(self, images: Sequence[NormalizedImage]) -> list[str]:
         try:
@@ -224,9 +245,17 @@ def _unique(images: Sequence[NormalizedImage]) -> list[NormalizedImage]:
     return list(seen.values())
 
 
-def _new_image(img: NormalizedImage, blob_key: str) -> NewImage:
+def _new_image(
+    img: NormalizedImage, blob_key: str, vector: np.ndarray, embedder_id: str
+) -> NewImage:
     return NewImage(
-        sha256=img.sha256, width=img.width, height=img.height, mime=img.mime, blob_key=blob_key
+        sha256=img.sha256,
+        width=img.width,
+        height=img.height,
+        mime=img.mime,
+        blob_key=blob_key,
+        embedding=vector,
+        embedder_id=embedder_id,
     )
 
 

@@ -1,4 +1,4 @@
-"""`repic`: the command line of the service (users, keys, database, and later data work)."""
+"""`repic users`, `repic keys`, `repic db`: accounts and schema."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ from app.services.users import UserService
 from app.settings import Settings
 from store.db import make_engine, make_session_factory
 
-cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
 users_cli = typer.Typer(no_args_is_help=True, help="Users and their first API key.")
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys.")
 db_cli = typer.Typer(no_args_is_help=True, help="Database schema (Alembic).")
-cli.add_typer(users_cli, name="users")
-cli.add_typer(keys_cli, name="keys")
-cli.add_typer(db_cli, name="db")
 
 console = Console()
 err = Console(stderr=True)
@@ -81,7 +77,3 @@ def db_upgrade(revision: str = "head") -> None:
 
     upgrade(Settings().database_url, revision)
     err.print(f"database at revision {revision}")
-
-
-def main() -> None:
-    cli()

@@ -1,0 +1,151 @@
+"""`POST /retrieve` and `POST /caption`: the personalized pipeline."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from app.deps import CurrentUser, RuntimeDep
+from app.problems import problem_responses
+from app.runtime import Runtime
+from app.schemas import (
+    CaptionPublic,
+    ConceptRef,
+    ConceptUsed,
+    RetrievalPublic,
+    RetrievedConceptPublic,
+)
+from app.services.captioning import CaptionRequest, CaptionService
+from app.services.retrieval import RetrievalService
+from app.services.timings import Timings
+from app.uploads import normalize_uploads, read_upload
+from model.images import NormalizedImage
+from model.prompt import PromptStyle
+
+retrieve_router = APIRouter(prefix="/retrieve", tags=["retrieval"])
+caption_router = APIRouter(prefix="/caption", tags=["captions"])
+
+TopK = Annotated[int | None, Form(ge=1, le=8, description="Concepts to retrieve (default 2).")]
+MinScore = Annotated[
+    float | None,
+    Form(ge=-1.0, le=1.0, description="Similarity floor (default REPIC_RETRIEVAL__MIN_SCORE)."),
+]
+QueryImage = Annotated[UploadFile, File(description="The photo to caption (JPEG/PNG/WebP/GIF/BMP)")]
+
+
+async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> NormalizedImage:
+    limits = runtime.settings.upload
+    data = await read_upload(upload, limits.max_bytes)
+    with timings.stage("decode"):
+        images = await runtime.run(
+            normalize_uploads,
+            [(upload.filename or "", data)],
+            max_pixels=limits.max_pixels,
+            max_side=None,
+        )
+    return images[0]
+
+
+@retrieve_router.post(
+    "", response_model=RetrievalPublic, responses=problem_responses(401, 413, 415, 422, 503)
+)
+async def retrieve(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    image: QueryImage,
+    top_k: TopK = None,
+    min_score: MinScore = None,
+) -> RetrievalPublic:
+    """Your concepts that appear in the photo, best first, with the crop that matched."""
+    start = time.perf_counter()
+    timings = Timings(runtime.metrics)
+    query = await _query(runtime, image, timings)
+    cfg = runtime.settings.retrieval
+    service = RetrievalService(runtime)
+    matches = await runtime.run(
+        lambda: service.retrieve(
+            user.id,
+            query,
+            top_k=top_k or cfg.top_k,
+            min_score=cfg.min_score if min_score is None else min_score,
+            timings=timings,
+        )
+    )
+    timings.ms["total"] = (time.perf_counter() - start) * 1000
+    return RetrievalPublic(
+        data=[
+            RetrievedConceptPublic(
+                concept=ConceptRef(id=m.concept.id, name=m.concept.name),
+                category=m.concept.category,
+                score=m.score,
+                image_id=m.image.id,
+                box=list(m.box) if m.box else None,
+            )
+            for m in matches
+        ],
+        timings_ms=timings.ms,
+    )
+
+
+@caption_router.post(
+    "",
+    response_model=CaptionPublic,
+    responses=problem_responses(401, 404, 413, 415, 422, 502, 503, 504),
+)
+async def caption(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    image: QueryImage,
+    top_k: TopK = None,
+    min_score: MinScore = None,
+    concept_ids: Annotated[
+        list[int] | None,
+        Form(
+            description="Skip retrieval: caption with exactly these concepts (yours).", max_length=8
+        ),
+    ] = None,
+    instruction: Annotated[
+        str | None,
+        Form(
+            max_length=1000,
+            description='Replaces "Give a personalized caption of this image."; may be a '
+            'question such as "What is <bo> doing?".',
+        ),
+    ] = None,
+    max_tokens: Annotated[int | None, Form(ge=1, le=1024)] = None,
+    prompt_style: Annotated[
+        PromptStyle, Form(description="`zero_shot` for a plain Qwen2.5-VL checkpoint.")
+    ] = PromptStyle.REPIC,
+) -> CaptionPublic:
+    """A caption of the photo that names your concepts (retrieved, or the ones you name)."""
+    start = time.perf_counter()
+    timings = Timings(runtime.metrics)
+    query = await _query(runtime, image, timings)
+    cfg = runtime.settings
+    request = CaptionRequest(
+        top_k=top_k or cfg.retrieval.top_k,
+        min_score=cfg.retrieval.min_score if min_score is None else min_score,
+        concept_ids=concept_ids or None,
+        instruction=instruction,
+        max_tokens=max_tokens or cfg.vlm.max_tokens,
+        style=prompt_style,
+    )
+    result = await CaptionService(runtime).caption(user.id, query, request, timings)
+    timings.ms["total"] = (time.perf_counter() - start) * 1000
+    return CaptionPublic(
+        caption=result.caption,
+        concepts_used=[
+            ConceptUsed(
+                id=m.concept.id,
+                name=m.concept.name,
+                score=None if math.isnan(m.score) else m.score,
+            )
+            for m in result.used
+        ],
+        concepts_mentioned=[ConceptRef(id=i, name=n) for i, n in result.mentioned],
+        model=result.model,
+        timings_ms={k: round(v, 3) for k, v in timings.ms.items()},
+    )

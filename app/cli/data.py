@@ -1,0 +1,239 @@
+"""`repic concepts import`, `repic reindex`, `repic caption`: data work on the local database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.names import InvalidName, name_key, normalize_name
+from app.problems import ProblemError
+from app.runtime import Runtime, build_runtime
+from app.services.captioning import CaptionRequest, CaptionService
+from app.services.concepts import ConceptService
+from app.services.timings import Timings
+from app.settings import Settings
+from model.concept_sources import ConceptSourceError, SourceConcept, load_concept_source
+from model.images import ImageError, NormalizedImage, normalize_image
+from model.prompt import PromptStyle
+from store.db import transaction
+from store.repositories import ConceptRepository, UserRepository
+
+concepts_cli = typer.Typer(no_args_is_help=True, help="Bulk work on concepts.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _runtime() -> Runtime:
+    return build_runtime(Settings())
+
+
+def _user_id(runtime: Runtime, name: str) -> int:
+    with runtime.sessions() as session:
+        user = UserRepository(session).by_name(name)
+    if user is None:
+        err.print(f"[red]error:[/red] no user named {name!r}; create it with `repic users create`.")
+        raise typer.Exit(1)
+    return user.id
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+@concepts_cli.command("import")
+def import_concepts(
+    path: Annotated[
+        Path, typer.Argument(help="A RAP/RePIC database.json, or a folder per concept")
+    ],
+    user: Annotated[str, typer.Option(help="Owner of the imported concepts")],
+) -> None:
+    """Import concepts (idempotent); bad files are reported and skipped."""
+    runtime = _runtime()
+    owner = _user_id(runtime, user)
+    try:
+        loaded = load_concept_source(path, strict=False)
+    except ConceptSourceError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not loaded.concepts and not loaded.problems:
+        err.print(f"nothing to import: {path} holds no concepts")
+        return
+    problems = list(loaded.problems)
+    service = ConceptService(runtime)
+    limits = runtime.settings.upload
+    table = Table("concept", "images added", "status")
+    added_total = 0
+    with _progress() as progress:
+        task = progress.add_task("importing", total=len(loaded.concepts))
+        for concept in loaded.concepts:
+            images = []
+            for file in concept.images[: limits.max_images_per_concept]:
+                try:
+                    images.append(
+                        normalize_image(
+                            file.read_bytes(),
+                            max_pixels=limits.max_pixels,
+                            max_side=limits.store_max_side,
+                        )
+                    )
+                except (OSError, ImageError) as exc:
+                    problems.append(f"{concept.name}: {file}: {exc}")
+            status, added = _import_one(runtime, service, owner, concept, images)
+            added_total += added
+            table.add_row(concept.name, str(added), status)
+            progress.advance(task)
+    console.print(table)
+    for problem in problems:
+        err.print(f"[yellow]skipped:[/yellow] {problem}", soft_wrap=True)
+    err.print(
+        f"{len(loaded.concepts)} concepts read, {added_total} images added, "
+        f"{len(problems)} problems"
+    )
+
+
+def _import_one(
+    runtime: Runtime,
+    service: ConceptService,
+    owner: int,
+    concept: SourceConcept,
+    images: list[NormalizedImage],
+) -> tuple[str, int]:
+    if not images:
+        return "skipped: no usable image", 0
+    try:
+        key = name_key(normalize_name(concept.name))
+    except InvalidName as exc:
+        return f"skipped: {exc}", 0
+    with runtime.sessions() as session:
+        existing = ConceptRepository(session).by_name_key(owner, key)
+        known = {img.sha256 for img in existing.images} if existing else set()
+    try:
+        if existing is None:
+            created = service.create(
+                owner,
+                name=concept.name,
+                info=concept.info,
+                category=concept.category,
+                images=images,
+            )
+            return "created", len(created.images)
+        fresh = [img for img in images if img.sha256 not in known]
+        if not fresh:
+            return "unchanged", 0
+        service.add_images(owner, existing.id, fresh)
+        return "images added", len({img.sha256 for img in fresh})
+    except ProblemError as exc:
+        return f"skipped: {exc.detail}", 0
+
+
+def reindex(
+    batch: Annotated[int, typer.Option(min=1, max=512, help="Images per forward pass")] = 32,
+) -> None:
+    """Re-embed every image whose vector is missing or from another embedder."""
+    runtime = _runtime()
+    vectors = runtime.vectors
+    embedder_id = vectors.embedder_id
+    with runtime.sessions() as session:
+        todo = len(ConceptRepository(session).images_needing_embedding(embedder_id, limit=10**9))
+    users: set[int] = set()
+    with _progress() as progress:
+        task = progress.add_task(f"embedding with {embedder_id}", total=todo)
+        while True:
+            with transaction(runtime.sessions) as session:
+                repo = ConceptRepository(session)
+                rows = repo.images_needing_embedding(embedder_id, limit=batch)
+                if not rows:
+                    break
+                pil = [
+                    normalize_image(runtime.blobs.get(r.blob_key), max_pixels=10**9).to_pil()
+                    for r in rows
+                ]
+                embedded = vectors.embed(pil)
+                for row, vec in zip(rows, embedded, strict=True):
+                    row.embedding = vec.astype("<f4").tobytes()
+                    row.embedding_dim = int(vec.shape[0])
+                    row.embedder_id = embedder_id
+                    users.add(row.user_id)
+                user_repo = UserRepository(session)
+                for user_id in {r.user_id for r in rows}:
+                    user_repo.bump_index_version(user_id)
+            progress.advance(task, len(rows))
+    err.print(f"re-embedded {todo} images of {len(users)} users with {embedder_id}")
+
+
+def caption(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    user: Annotated[str, typer.Option(help="Whose concepts to use")],
+    top_k: Annotated[int | None, typer.Option(min=1, max=8)] = None,
+    concept_id: Annotated[list[int] | None, typer.Option(help="Skip retrieval")] = None,
+    instruction: Annotated[str | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, max=1024)] = None,
+    min_score: Annotated[float | None, typer.Option(min=-1, max=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
+    runtime = _runtime()
+    owner = _user_id(runtime, user)
+    cfg = runtime.settings
+    try:
+        query = normalize_image(image.read_bytes(), max_pixels=cfg.upload.max_pixels)
+    except ImageError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    request = CaptionRequest(
+        top_k=top_k or cfg.retrieval.top_k,
+        min_score=cfg.retrieval.min_score if min_score is None else min_score,
+        concept_ids=concept_id or None,
+        instruction=instruction,
+        max_tokens=max_tokens or cfg.vlm.max_tokens,
+        style=PromptStyle.REPIC,
+    )
+
+    async def run() -> None:
+        try:
+            result = await CaptionService(runtime).caption(
+                owner, query, request, Timings(runtime.metrics)
+            )
+        except ProblemError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        finally:
+            await runtime.vlm.aclose()
+        if as_json:
+            console.print_json(
+                json.dumps(
+                    {
+                        "caption": result.caption,
+                        "concepts_used": [
+                            {
+                                "id": m.concept.id,
+                                "name": m.concept.name,
+                                "score": None if math.isnan(m.score) else m.score,
+                            }
+                            for m in result.used
+                        ],
+                        "concepts_mentioned": [{"id": i, "name": n} for i, n in result.mentioned],
+                        "model": result.model,
+                    }
+                )
+            )
+        else:
+            used = ", ".join(f"<{m.concept.name}>" for m in result.used) or "none"
+            err.print(f"concepts used: {used}")
+            console.print(result.caption, highlight=False)
+
+    asyncio.run(run())

@@ -1,0 +1,150 @@
+"""`POST /caption` as one pass: decode -> retrieve (or take the named concepts) -> RePIC
+prompt -> VLM -> which concepts the caption names. A caption request stores nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.problems import ProblemError
+from app.runtime import Runtime
+from app.services.retrieval import Match, RetrievalService
+from app.services.timings import Timings
+from model.grounding import ConceptName, find_mentions
+from model.images import NormalizedImage
+from model.prompt import Demo, PromptStyle, RepicPrompt, build_repic_messages
+from model.vlm.base import Generation, VLMBadRequest, VLMError, VLMTimeout, VLMUnavailable
+from store.blobs import BlobError
+from store.repositories import ConceptRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    top_k: int
+    min_score: float
+    concept_ids: Sequence[int] | None
+    instruction: str | None
+    max_tokens: int
+    style: PromptStyle
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    caption: str
+    used: list[Match]
+    mentioned: list[tuple[int, str]]
+    model: str
+    timings_ms: dict[str, float]
+
+
+def cache_salt(user_id: int) -> str:
+    """A per-user prefix-cache salt: one user's cached blocks never serve another's prompt."""
+    return hashlib.sha256(f"repic-user:{user_id}".encode()).hexdigest()[:32]
+
+
+class CaptionService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.retrieval = RetrievalService(runtime)
+
+    async def caption(
+        self, user_id: int, query: NormalizedImage, req: CaptionRequest, timings: Timings
+    ) -> CaptionResult:
+        if req.concept_ids:
+            used = await self.rt.run(self.retrieval.named, user_id, req.concept_ids, query, timings)
+        else:
+            used = await self.rt.run(
+                lambda: self.retrieval.retrieve(
+                    user_id, query, top_k=req.top_k, min_score=req.min_score, timings=timings
+                )
+            )
+        with timings.stage("prompt"):
+            prompt = await self.rt.run(self._prompt, used, query, req)
+        with timings.stage("vlm"):
+            generation = await self._generate(prompt, req.max_tokens, user_id)
+        names = await self.rt.run(self._concept_names, user_id)
+        mentioned = _mentioned(generation.text, names)
+        return CaptionResult(
+            caption=generation.text,
+            used=used,
+            mentioned=mentioned,
+            model=generation.model,
+            timings_ms=timings.ms,
+        )
+
+    def _prompt(
+        self, used: list[Match], query: NormalizedImage, req: CaptionRequest
+    ) -> RepicPrompt:
+        demos = []
+        for m in used:
+            try:
+                data = self.rt.blobs.get(m.image.blob_key)
+            except BlobError as exc:
+                raise ProblemError(
+                    503,
+                    "storage-unavailable",
+                    f"A reference image of <{m.concept.name}> cannot be read ({exc}); "
+                    "operators: check REPIC_DATA_DIR.",
+                    headers={"Retry-After": "30"},
+                ) from exc
+            image = NormalizedImage(data=data, width=m.image.width, height=m.image.height)
+            demos.append(Demo(name=m.concept.name, info=m.concept.info, image=image))
+        cfg = self.rt.settings.vlm
+        return build_repic_messages(
+            demos,
+            query,
+            instruction=req.instruction,
+            style=req.style,
+            max_pixels=cfg.max_pixels,
+            demo_max_pixels=cfg.demo_max_pixels,
+        )
+
+    async def _generate(self, prompt: RepicPrompt, max_tokens: int, user_id: int) -> Generation:
+        try:
+            return await self.rt.vlm.generate(
+                prompt, max_tokens=max_tokens, cache_salt=cache_salt(user_id)
+            )
+        except VLMError as exc:
+            self.rt.metrics.count_vlm_error(exc.kind)
+            raise _vlm_problem(exc, self.rt.vlm.model_name) from exc
+
+    def _concept_names(self, user_id: int) -> list[tuple[int, str]]:
+        with self.rt.sessions() as session:
+            return [(c.id, c.name) for c in ConceptRepository(session).all_for_user(user_id)]
+
+
+def _mentioned(caption: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    by_key = {name.casefold(): (cid, name) for cid, name in names}
+    found = find_mentions(caption, [ConceptName(name) for _, name in names])
+    seen: dict[int, tuple[int, str]] = {}
+    for mention in found:
+        hit = by_key.get(mention.name.casefold())
+        if hit is not None:
+            seen.setdefault(hit[0], hit)
+    return list(seen.values())
+
+
+def _vlm_problem(exc: VLMError, model: str) -> ProblemError:
+    if isinstance(exc, VLMTimeout):
+        return ProblemError(
+            504,
+            "vlm-timeout",
+            f"The captioning model ({model}) did not answer in time: {exc}. Retry, perhaps with a "
+            "smaller max_tokens; operators: check REPIC_VLM__TIMEOUT_S and the model server load.",
+        )
+    if isinstance(exc, VLMBadRequest):
+        return ProblemError(
+            502,
+            "vlm-bad-request",
+            f"The captioning model ({model}) refused the request: {exc}. Operators: check that "
+            "the vLLM flags (--limit-mm-per-prompt, --max-model-len) fit top_k and the pixel "
+            "budget.",
+        )
+    detail = f"The captioning model ({model}) is unavailable: {exc}. Retry later."
+    if not isinstance(exc, VLMUnavailable):
+        detail = f"The captioning model ({model}) failed: {exc}. Retry later."
+    return ProblemError(503, "vlm-unavailable", detail, headers={"Retry-After": "30"})

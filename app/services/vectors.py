@@ -1,0 +1,164 @@
+"""Embeddings and the per-user FAISS index, glued to the database that owns the vectors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.metrics import Metrics
+from app.problems import ProblemError
+from app.services.timings import Timings
+from app.settings import EmbedderSettings
+from model.embedder import ClipEmbedder, EmbedderUnavailable
+from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
+from store.repositories import ConceptRepository, UserRepository, decode_embedding
+
+log = logging.getLogger(__name__)
+
+
+class VectorStore:
+    """Owns the CLIP embedder and the FAISS index; turns their failures into 503 problems."""
+
+    def __init__(
+        self,
+        settings: EmbedderSettings,
+        index_dir: Path,
+        sessions: sessionmaker[Session],
+        metrics: Metrics,
+    ) -> None:
+        self.embedder = ClipEmbedder(
+            settings.model, settings.pretrained, settings.device, settings.batch_size
+        )
+        self._index_dir = index_dir
+        self._sessions = sessions
+        self._metrics = metrics
+        self._index: ConceptIndex | None = None
+        self._lock = threading.Lock()
+
+    # -- embedding --------------------------------------------------------------------------
+
+    @property
+    def embedder_id(self) -> str:
+        try:
+            return self.embedder.model_id
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    def embed(self, images: Sequence[Image.Image], timings: Timings | None = None) -> np.ndarray:
+        """L2-normalised vectors for ``images`` (one batched forward), or a 503 problem."""
+        try:
+            with (timings or Timings(self._metrics)).stage("embed"):
+                return self.embedder.embed(images)
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    # -- index ------------------------------------------------------------------------------
+
+    def index(self) -> ConceptIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    try:
+                        model_id, dim = self.embedder.model_id, self.embedder.dim
+                    except EmbedderUnavailable as exc:
+                        raise embedder_problem(exc) from exc
+                    self._index = ConceptIndex(
+                        self._index_dir,
+                        self._load_user_vectors,
+                        self._user_version,
+                        embedder_id=model_id,
+                        dim=dim,
+                    )
+        return self._index
+
+    def search(
+        self, user_id: int, queries: np.ndarray, k: int, timings: Timings | None = None
+    ) -> list[list[Hit]]:
+        """Per-query top-``k`` hits among the user's own images."""
+        try:
+            with (timings or Timings(self._metrics)).stage("search"):
+                return self.index().search(user_id, queries, k)
+        except IndexEmbedderMismatch as exc:
+            raise ProblemError(
+                503,
+                "reindex-required",
+                f"{exc} Until then retrieval is unavailable; captions with concept_ids work.",
+                headers={"Retry-After": "300"},
+            ) from exc
+
+    def added(
+        self,
+        user_id: int,
+        image_ids: Sequence[int],
+        concept_ids: Sequence[int],
+        vectors: np.ndarray,
+        version: int,
+    ) -> None:
+        """Mirror a committed insert into the index; on failure the next search rebuilds it."""
+        try:
+            self.index().add(
+                user_id,
+                np.asarray(image_ids, dtype=np.int64),
+                np.asarray(concept_ids, dtype=np.int64),
+                vectors,
+                version,
+            )
+        except (OSError, RuntimeError) as exc:
+            log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
+
+    def removed(self, user_id: int, image_ids: Sequence[int], version: int) -> None:
+        """Mirror a committed delete into the index; on failure the next search rebuilds it."""
+        try:
+            self.index().remove(user_id, np.asarray(image_ids, dtype=np.int64), version)
+        except (OSError, RuntimeError) as exc:
+            log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
+
+    def _user_version(self, user_id: int) -> int:
+        with self._sessions() as session:
+            return UserRepository(session).index_version(user_id)
+
+    def _load_user_vectors(self, user_id: int) -> UserVectors:
+        # The version is read before the rows: rows newer than the version only cause one more
+        # rebuild later, never a stale index labelled as current.
+        with self._sessions() as session:
+            version = UserRepository(session).index_version(user_id)
+            rows = ConceptRepository(session).vectors_of_user(user_id)
+            image_ids, concept_ids, vectors = [], [], []
+            embedder_id = self.embedder_id
+            stale = 0
+            for row in rows:
+                vec = decode_embedding(row)
+                if vec is None or row.embedder_id != embedder_id:
+                    stale += 1
+                    continue
+                image_ids.append(row.id)
+                concept_ids.append(row.concept_id)
+                vectors.append(vec)
+        if stale:
+            raise IndexEmbedderMismatch(
+                f"{stale} of user {user_id}'s images were embedded by another model than "
+                f"{embedder_id}; run `repic reindex`."
+            )
+        dim = self.embedder.dim
+        return UserVectors(
+            version=version,
+            embedder_id=embedder_id,
+            image_ids=np.asarray(image_ids, dtype=np.int64),
+            concept_ids=np.asarray(concept_ids, dtype=np.int64),
+            vectors=np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dim),
+        )
+
+
+def embedder_problem(exc: EmbedderUnavailable) -> ProblemError:
+    return ProblemError(
+        503,
+        "embedder-unavailable",
+        f"The image embedder is not available, so nothing was stored: {exc}",
+        headers={"Retry-After": "60"},
+    )
