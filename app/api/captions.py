@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated
 
@@ -14,7 +13,6 @@ from app.runtime import Runtime
 from app.schemas import (
     CaptionPublic,
     ConceptRef,
-    ConceptUsed,
     RetrievalPublic,
     RetrievedConceptPublic,
 )
@@ -124,28 +122,15 @@ async def caption(
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
     query = await _query(runtime, image, timings)
-    cfg = runtime.settings
-    request = CaptionRequest(
-        top_k=top_k or cfg.retrieval.top_k,
-        min_score=cfg.retrieval.min_score if min_score is None else min_score,
-        concept_ids=concept_ids or None,
+    request = CaptionRequest.from_settings(
+        runtime.settings,
+        top_k=top_k,
+        min_score=min_score,
+        concept_ids=concept_ids,
         instruction=instruction,
-        max_tokens=max_tokens or cfg.vlm.max_tokens,
+        max_tokens=max_tokens,
         style=prompt_style,
     )
     result = await CaptionService(runtime).caption(user.id, query, request, timings)
     timings.ms["total"] = (time.perf_counter() - start) * 1000
-    return CaptionPublic(
-        caption=result.caption,
-        concepts_used=[
-            ConceptUsed(
-                id=m.concept.id,
-                name=m.concept.name,
-                score=None if math.isnan(m.score) else m.score,
-            )
-            for m in result.used
-        ],
-        concepts_mentioned=[ConceptRef(id=i, name=n) for i, n in result.mentioned],
-        model=result.model,
-        timings_ms={k: round(v, 3) for k, v in timings.ms.items()},
-    )
+    return result.public()

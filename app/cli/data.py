@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +20,6 @@ from app.services.timings import Timings
 from app.settings import Settings
 from model.concept_sources import ConceptSourceError, SourceConcept, load_concept_source
 from model.images import ImageError, NormalizedImage, normalize_image
-from model.prompt import PromptStyle
 from store.db import transaction
 from store.repositories import ConceptRepository, UserRepository
 
@@ -194,13 +191,13 @@ def caption(
     except ImageError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    request = CaptionRequest(
-        top_k=top_k or cfg.retrieval.top_k,
-        min_score=cfg.retrieval.min_score if min_score is None else min_score,
-        concept_ids=concept_id or None,
+    request = CaptionRequest.from_settings(
+        cfg,
+        top_k=top_k,
+        min_score=min_score,
+        concept_ids=concept_id,
         instruction=instruction,
-        max_tokens=max_tokens or cfg.vlm.max_tokens,
-        style=PromptStyle.REPIC,
+        max_tokens=max_tokens,
     )
 
     async def run() -> None:
@@ -214,23 +211,7 @@ def caption(
         finally:
             await runtime.vlm.aclose()
         if as_json:
-            console.print_json(
-                json.dumps(
-                    {
-                        "caption": result.caption,
-                        "concepts_used": [
-                            {
-                                "id": m.concept.id,
-                                "name": m.concept.name,
-                                "score": None if math.isnan(m.score) else m.score,
-                            }
-                            for m in result.used
-                        ],
-                        "concepts_mentioned": [{"id": i, "name": n} for i, n in result.mentioned],
-                        "model": result.model,
-                    }
-                )
-            )
+            console.print_json(result.public().model_dump_json())
         else:
             used = ", ".join(f"<{m.concept.name}>" for m in result.used) or "none"
             err.print(f"concepts used: {used}")

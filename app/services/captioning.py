@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.problems import ProblemError
 from app.runtime import Runtime
+from app.schemas import CaptionPublic, ConceptRef, ConceptUsed
 from app.services.retrieval import Match, RetrievalService
 from app.services.timings import Timings
+from app.settings import Settings
 from model.grounding import ConceptName, find_mentions
 from model.images import NormalizedImage
 from model.prompt import Demo, PromptStyle, RepicPrompt, build_repic_messages
@@ -31,6 +34,28 @@ class CaptionRequest:
     max_tokens: int
     style: PromptStyle
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        concept_ids: Sequence[int] | None = None,
+        instruction: str | None = None,
+        max_tokens: int | None = None,
+        style: PromptStyle = PromptStyle.REPIC,
+    ) -> CaptionRequest:
+        """A request whose omitted options take the configured defaults."""
+        return cls(
+            top_k=top_k or settings.retrieval.top_k,
+            min_score=settings.retrieval.min_score if min_score is None else min_score,
+            concept_ids=concept_ids or None,
+            instruction=instruction,
+            max_tokens=max_tokens or settings.vlm.max_tokens,
+            style=style,
+        )
+
 
 @dataclass(frozen=True)
 class CaptionResult:
@@ -39,6 +64,23 @@ class CaptionResult:
     mentioned: list[tuple[int, str]]
     model: str
     timings_ms: dict[str, float]
+
+    def public(self) -> CaptionPublic:
+        """The response body of `POST /caption` (and `repic caption --json`)."""
+        return CaptionPublic(
+            caption=self.caption,
+            concepts_used=[
+                ConceptUsed(
+                    id=m.concept.id,
+                    name=m.concept.name,
+                    score=None if math.isnan(m.score) else m.score,
+                )
+                for m in self.used
+            ],
+            concepts_mentioned=[ConceptRef(id=i, name=n) for i, n in self.mentioned],
+            model=self.model,
+            timings_ms={k: round(v, 3) for k, v in self.timings_ms.items()},
+        )
 
 
 def cache_salt(user_id: int) -> str:
