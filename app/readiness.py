@@ -17,12 +17,14 @@ def model_readiness_checks(
     runtime: Runtime,
 ) -> dict[str, Callable[[], Awaitable[ComponentReadiness]]]:
     async def embedder() -> ComponentReadiness:
-        # Loading is attempted here so that a missing checkpoint is reported, not hidden behind
-        # "loads on first use"; a failure is cached by the embedder for a minute.
-        try:
-            await runtime.run(runtime.vectors.embedder.load)
-        except EmbedderUnavailable as exc:
-            return ComponentReadiness(ready=False, detail=str(exc))
+        # Without preloading, the load is attempted here so that a missing checkpoint is
+        # reported, not hidden behind "loads on first use" (a failure is cached for a minute).
+        # With preloading, the probe only reports, so it never waits behind a download.
+        if not runtime.settings.preload_models:
+            try:
+                await runtime.run(runtime.vectors.embedder.load)
+            except EmbedderUnavailable as exc:
+                return ComponentReadiness(ready=False, detail=str(exc))
         state = runtime.vectors.embedder.readiness()
         return ComponentReadiness(ready=state.ready, detail=state.detail)
 
