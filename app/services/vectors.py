@@ -16,7 +16,7 @@ from app.problems import ProblemError
 from app.services.timings import Timings
 from app.settings import EmbedderSettings
 from model.embedder import ClipEmbedder, EmbedderUnavailable
-from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
+from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors, configure_faiss
 from store.repositories import ConceptRepository, UserRepository, decode_embedding
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class VectorStore:
                         model_id, dim = self.embedder.model_id, self.embedder.dim
                     except EmbedderUnavailable as exc:
                         raise embedder_problem(exc) from exc
+                    configure_faiss(dim=dim)
                     self._index = ConceptIndex(
                         self._index_dir,
                         self._load_user_vectors,
