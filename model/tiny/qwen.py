@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from safetensors.torch import save_file
 from tokenizers import (
     AddedToken,
@@ -177,6 +178,9 @@ def _model_config() -> dict[str, Any]:
     return {
         "architectures": ["Qwen2_5_VLForConditionalGeneration"],
         "model_type": "qwen2_5_vl",
+        # Loaders decide how to read the tokenizer from this; without it the older
+        # transformers inside vLLM warns, wrongly, about a broken pre-tokenizer regex.
+        "transformers_version": transformers.__version__,
         "text_config": {
             **_TEXT,
             "rope_scaling": _ROPE_SCALING,
