@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -38,6 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        torch_threads = torch.get_num_threads()
+        if settings.vlm.backend == "openai":
+            # Torch here then only runs CLIP on one request's few crops, on the worker pool, so
+            # concurrency comes from requests. A team of OpenMP threads per call stalls whenever
+            # another request or a co-located vLLM holds a core (BENCHMARKS.md, captioning).
+            torch.set_num_threads(1)
         runtime = build_runtime(settings, metrics)
         app.state.runtime = runtime
         runtime.readiness_checks.update(model_readiness_checks(runtime))
@@ -49,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 preload.cancel()
             await runtime.vlm.aclose()
             runtime.engine.dispose()
+            torch.set_num_threads(torch_threads)
 
     app = FastAPI(
         title="RePIC personalized captioning",

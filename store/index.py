@@ -133,12 +133,14 @@ class ConceptIndex:
         *,
         embedder_id: str,
         dim: int,
+        search_threads: int = 1,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be at least 1, got {dim}")
         self.index_dir = index_dir
         self.embedder_id = embedder_id
         self.dim = dim
+        self.search_threads = search_threads
         self._loader = loader
         self._db_version = db_version
         self._users: dict[int, _UserIndex] = {}
@@ -165,6 +167,9 @@ class ConceptIndex:
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise ValueError(f"queries must have shape (m, {self.dim}), got {q.shape}")
         version = self._db_version(user_id)
+        # OpenMP's thread count belongs to the calling thread: requests arrive on worker
+        # threads, where a process-wide call made at start-up does not apply.
+        faiss.omp_set_num_threads(self.search_threads)
         with self._lock(user_id):
             entry = self._synced(user_id, version)
             if entry.embedder_id != self.embedder_id:

@@ -135,6 +135,13 @@ class ConceptRepository:
             select(Concept).where(Concept.user_id == user_id).order_by(Concept.id)
         ).all()
 
+    def names(self, user_id: int) -> list[tuple[int, str]]:
+        """(id, name) of every concept of the user, without loading images or vectors."""
+        rows = self.session.execute(
+            select(Concept.id, Concept.name).where(Concept.user_id == user_id).order_by(Concept.id)
+        ).all()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def create(
         self, user_id: int, *, name: str, name_key: str, info: str, category: str | None
     ) -> Concept:

@@ -156,7 +156,7 @@ class CaptionService:
 
     def _concept_names(self, user_id: int) -> list[tuple[int, str]]:
         with self.rt.sessions() as session:
-            return [(c.id, c.name) for c in ConceptRepository(session).all_for_user(user_id)]
+            return ConceptRepository(session).names(user_id)
 
 
 def _mentioned(caption: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:

@@ -1,0 +1,96 @@
+"""`POST /caption` through the service with the openai backend, against a real vLLM server (CPU
+build, tiny random-weight Qwen2.5-VL): the configuration a deployment runs.
+
+SQLite only: the database paths are covered elsewhere, and every vLLM start costs about a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from tests import images
+from tests.conftest import UserClient
+from tests.test_caption_api import caption
+from tests.test_concepts_api import assert_problem, create
+from tests.vllm_fixtures import VLLMServer, start_vllm_server, vllm_server  # noqa: F401
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'repic.db'}"
+
+
+@pytest.fixture
+def vlm_server(vllm_server: VLLMServer) -> VLLMServer:  # noqa: F811
+    """The server the app under test captions with; the session's unless a test overrides it."""
+    return vllm_server
+
+
+@pytest.fixture
+def settings_overrides(vlm_server: VLLMServer) -> dict[str, object]:
+    # The whole group is replaced: the shared fixture configures the transformers backend.
+    return {
+        "vlm": {
+            "backend": "openai",
+            "model": vlm_server.model_name,
+            "base_url": vlm_server.base_url,
+            "api_key": vlm_server.api_key,
+            "max_tokens": 8,
+            "max_pixels": vlm_server.max_pixels,
+            "demo_max_pixels": vlm_server.max_pixels,
+            "timeout_s": 120.0,
+        }
+    }
+
+
+async def test_caption_with_two_retrieved_concepts(
+    alice: UserClient,
+    vlm_server: VLLMServer,
+) -> None:
+    bo = (await create(alice, "bo", images.pattern(1), info="my corgi")).json()
+    thao = (await create(alice, "thao", images.pattern(2), info="my friend")).json()
+
+    resp = await caption(alice, images.pattern(1), top_k="2")
+
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["caption"]  # random weights: any text, often only newlines
+    assert body["model"] == vlm_server.model_name
+    used = body["concepts_used"]
+    assert [c["id"] for c in used] == [bo["id"], thao["id"]]
+    assert used[0]["score"] == pytest.approx(1, abs=1e-3)
+    assert body["timings_ms"]["vlm"] > 0
+
+
+class TestWhenTheServerStops:
+    @pytest.fixture
+    def vlm_server(self, tiny_qwen_dir: Path, tmp_path: Path) -> Iterator[VLLMServer]:
+        """A server of this test's own, so stopping it leaves the session's running."""
+        server = start_vllm_server(tiny_qwen_dir, tmp_path / "vllm")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    async def test_caption_is_503_and_stores_nothing(
+        self, app: FastAPI, alice: UserClient, vlm_server: VLLMServer
+    ) -> None:
+        await create(alice, "bo", images.pattern(1))
+        assert (await caption(alice, images.pattern(1))).status_code == 200
+        blob_dir = app.state.runtime.settings.blob_dir
+        blobs_before = sorted(blob_dir.rglob("*"))
+
+        vlm_server.stop()
+        resp = await caption(alice, images.pattern(1))
+
+        body = assert_problem(resp, 503, "vlm-unavailable")
+        assert int(resp.headers["retry-after"]) > 0
+        assert vlm_server.model_name in str(body["detail"])
+        assert (await alice.client.get("/concepts")).json()["count"] == 1
+        assert sorted(blob_dir.rglob("*")) == blobs_before
