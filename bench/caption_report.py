@@ -241,10 +241,9 @@ def verdict(m: Measurement) -> str:
     client = _profile_ms(m, "VLM call")
     remedies = [
         f"- **SQL{f', {sql:.1f} ms/req' if m.profile else ''}:** one session per request "
-        "instead of four (auth, retrieval, the index version check, grounding names), no "
-        "`pool_pre_ping` round trip per checkout on SQLite, and a names-only query for "
-        "grounding: today it loads every concept with all its images and vectors "
-        '(`Concept.images` is `lazy="selectin"`), which grows with the collection.',
+        "instead of four (auth, retrieval, the index version check, grounding names). "
+        "Already done: grounding reads concept names only (it loaded every concept with "
+        "its images and vectors) and SQLite connections skip the `pool_pre_ping` round trip.",
         f"- **CLIP{f', {clip:.1f} ms/req' if m.profile else ''}:** on a GPU "
         "(`REPIC_EMBEDDER__DEVICE=auto` picks one), with the crops resized as tensors there "
         "rather than one by one with PIL.",
