@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from bench import spy
-from bench.caption_report import Level, Measurement, Run, section, write_section
+from bench.caption_report import Level, Measurement, Run, section
+from bench.markdown import write_section
 from bench.servers import ApiServer, group_cpu_s, pin_group, start_api
 from bench.stages import measure_stage_costs
 from model.images import normalize_image
@@ -269,7 +270,7 @@ def main() -> None:
     body = section(measurement)
     print(body)
     if not args.quick:
-        write_section(args.output, body)
+        write_section(args.output, "caption", body)
         print(f"\nwrote {args.output}")
 
 

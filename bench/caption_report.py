@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +13,6 @@ import numpy as np
 from bench.stages import StageCosts
 
 STAGES = ("decode", "embed", "search", "prompt", "vlm")
-MARK_START = "<!-- bench:caption:start -->"
-MARK_END = "<!-- bench:caption:end -->"
 TARGET_MS = 10.0
 
 
@@ -293,15 +290,3 @@ def section(m: Measurement) -> str:
         parts.append(profile_table(m.profile, eight.cpu_ms["service"]))
     parts.append(verdict(m))
     return "\n\n".join(parts)
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace the caption section of ``path`` (or append it), leaving the rest untouched."""
-    block = f"{MARK_START}\n{body}\n{MARK_END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.markdown import write_section
 from model.embedder import ClipEmbedder
 from model.tiny.clip import build_tiny_clip, write_vit_b32_sized_config
 from store.index import ConceptIndex, UserVectors, configure_faiss
@@ -31,8 +31,6 @@ DIM = 768
 TOP_K = 4
 CROPS = 6  # whole image + 2x2 grid + centre, the default region proposals
 FAISS_DEFAULT_BLAS_THRESHOLD = faiss.cvar.distance_compute_blas_threshold
-MARK_START = "<!-- bench:retrieval:start -->"
-MARK_END = "<!-- bench:retrieval:end -->"
 
 
 def timed_ms(fn: Callable[[], object], reps: int) -> np.ndarray:
@@ -251,17 +249,6 @@ def machine_line() -> str:
     )
 
 
-def write_section(path: Path, body: str) -> None:
-    section = f"{MARK_START}\n{body}\n{MARK_END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no BENCHMARKS.md")
@@ -303,7 +290,7 @@ def main() -> None:
     )
     print(body)
     if not args.quick:
-        write_section(args.output, body)
+        write_section(args.output, "retrieval", body)
         print(f"\nwrote {args.output}")
 
 

@@ -147,6 +147,25 @@ async def test_missing_weights_are_reported_by_readyz(settings: Settings, tmp_pa
     assert embedder["ready"] is False and "missing.safetensors" in embedder["detail"]
 
 
+async def retrieve_after_restart(
+    settings: Settings, user: UserClient, seed: int, *, top_k: int
+) -> list[dict[str, object]]:
+    """POST /retrieve on a freshly started app (new process state, same database and files)."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"X-API-Key": user.key}
+        ) as client:
+            resp = await client.post(
+                "/retrieve",
+                files={"image": ("q.jpg", images.pattern(seed), "image/jpeg")},
+                data={"top_k": str(top_k), "min_score": "-1"},
+            )
+    data: list[dict[str, object]] = resp.json()["data"]
+    return data
+
+
 async def test_index_survives_restart_and_rebuilds_from_database(
     app: FastAPI, alice: UserClient, settings: Settings
 ) -> None:
@@ -156,25 +175,10 @@ async def test_index_survives_restart_and_rebuilds_from_database(
     index_dir = settings.index_dir
     assert list(index_dir.glob("user_*.faiss"))
 
-    async def fresh_results() -> list[dict[str, object]]:
-        application = create_app(settings)
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://t", headers={"X-API-Key": alice.key}
-            ) as client:
-                resp = await client.post(
-                    "/retrieve",
-                    files={"image": ("q.jpg", images.pattern(7), "image/jpeg")},
-                    data={"top_k": "4", "min_score": "-1"},
-                )
-                data: list[dict[str, object]] = resp.json()["data"]
-                return data
-
-    assert await fresh_results() == before  # from the saved index files
+    assert await retrieve_after_restart(settings, alice, 7, top_k=4) == before  # saved files
     for f in index_dir.iterdir():
         f.unlink()
-    assert await fresh_results() == before  # rebuilt from the database
+    assert await retrieve_after_restart(settings, alice, 7, top_k=4) == before  # rebuilt
     assert list(index_dir.glob("user_*.faiss"))
 
 
@@ -193,18 +197,9 @@ async def test_crash_between_commit_and_index_write_is_repaired(
     assert thao.status_code == 201  # committed; the index write 'crashed'
     monkeypatch.undo()
 
-    application = create_app(settings)  # a restart: only the stale files and the database
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://t", headers={"X-API-Key": alice.key}
-        ) as client:
-            resp = await client.post(
-                "/retrieve",
-                files={"image": ("q.jpg", images.pattern(2), "image/jpeg")},
-                data={"top_k": "1", "min_score": "-1"},
-            )
-    assert resp.json()["data"][0]["concept"]["name"] == "thao"
+    # A restart: only the stale index files and the database are left.
+    data = await retrieve_after_restart(settings, alice, 2, top_k=1)
+    assert data[0]["concept"] == {"id": thao.json()["id"], "name": "thao"}
 
 
 async def test_concurrent_uploads_and_searches(alice: UserClient) -> None:
