@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
+from bench.markdown import cpu_model
 from bench.stages import StageCosts
 
 STAGES = ("decode", "embed", "search", "prompt", "vlm")
@@ -160,14 +159,7 @@ def profile_table(profile: dict[str, float], cpu_ms: float) -> str:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} cores (shared machine) for the client, the service and vLLM"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.markdown import write_section
+from bench.markdown import cpu_model, write_section
 from model.embedder import ClipEmbedder
 from model.tiny.clip import build_tiny_clip, write_vit_b32_sized_config
 from store.index import ConceptIndex, UserVectors, configure_faiss
@@ -235,14 +234,7 @@ def ingest_section(quick: bool) -> str:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (
         f"{cpu}, {os.cpu_count()} cores, faiss {faiss.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)"
