@@ -21,7 +21,7 @@ TYPE_PREFIX = "urn:repic:problem:"
 
 log = logging.getLogger(__name__)
 
-_TITLES = {
+STATUS_TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -38,15 +38,23 @@ _TITLES = {
 }
 
 
+class FieldError(BaseModel):
+    """One invalid field of a validation problem."""
+
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field.")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
-    """The body of every error response."""
+    """The body of every error response (RFC 9457)."""
 
     type: str = Field(examples=[f"{TYPE_PREFIX}not-found"])
     title: str
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[FieldError] | None = Field(
         default=None, description="Field errors of a validation problem."
     )
 
@@ -86,11 +94,11 @@ def problem_response(
 ) -> JSONResponse:
     body = Problem(
         type=TYPE_PREFIX + kind,
-        title=_TITLES.get(status, "Error"),
+        title=STATUS_TITLES.get(status, "Error"),
         status=status,
         detail=detail,
         instance=request.url.path,
-        errors=errors,
+        errors=None if errors is None else [FieldError.model_validate(e) for e in errors],
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -103,7 +111,7 @@ def problem_response(
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries declaring problem documents for these statuses."""
     return {
-        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _TITLES[s]}
+        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": STATUS_TITLES[s]}
         for s in statuses
     }
 
