@@ -2,7 +2,7 @@
 
 FastAPI's raw document is close but not true enough for generated clients to work unedited:
 file fields lack ``format: binary``, errors are declared under the wrong media type, the
-statuses every route shares (401, 413, 422, 500, 503) are missing, form bodies get
+statuses routes share (401, 404, 413, 422, 500, 503) are missing, form bodies get
 ``Body_<op>`` names. :func:`refine` fixes all of that from the routes themselves, so a new
 route needs nothing here; ``make openapi clients`` then regenerates the committed files.
 """
@@ -112,8 +112,11 @@ def _refine_operation(operation: JSON, renames: dict[str, str]) -> None:
     extra = [500]
     if secured:
         extra += [401, 503]
-    if operation.get("parameters") or "requestBody" in operation:
+    parameters = operation.get("parameters", [])
+    if parameters or "requestBody" in operation:
         extra.append(422)
+    if any(p.get("in") == "path" for p in parameters):
+        extra.append(404)  # the addressed object may not exist (or not be the caller's)
     if "requestBody" in operation:
         extra.append(413)
         body_ref = _body_ref(operation["requestBody"])

@@ -17,7 +17,7 @@ from app.main import create_app
 from app.problems import PROBLEM_MEDIA_TYPE
 from app.settings import Settings
 from tests.conftest import UserClient
-from tests.test_sdks import node_tool
+from tests.node_tools import node_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "clients" / "openapi.json"
@@ -112,6 +112,8 @@ def test_statuses_and_security_are_declared(spec: dict[str, Any]) -> None:
         assert {"401", "503"} <= codes, (path, method)
         if op.get("parameters") or "requestBody" in op:
             assert "422" in codes, (path, method)
+        if "{" in path:
+            assert "404" in codes, (path, method)
     assert "413" in spec["paths"]["/concepts"]["post"]["responses"]
     assert "404" in spec["paths"]["/caption"]["post"]["responses"]
 
@@ -153,12 +155,16 @@ async def test_docs_load_their_assets_from_the_app(tmp_path: Path) -> None:
         home = await client.get("/")
         assert home.status_code == 307 and home.headers["location"] == "/docs"
         for page in ("/docs", "/redoc"):
-            html = (await client.get(page)).text
-            assets = re.findall(r'<script src="([^"]+)"', html)
-            assets += re.findall(r'<link[^>]+href="([^"]+)"', html)
-            assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
-            assert "http://" not in html.replace("http://test", "") and "https://" not in html
-            for asset in assets:
-                resp = await client.get(asset)
-                assert resp.status_code == 200 and len(resp.content) > 1000, asset
+            resp = await client.get(page)
+            assert "script-src 'self';" in resp.headers["content-security-policy"]
+            scripts = re.findall(r"<script([^>]*)>", resp.text)
+            sources = [re.fullmatch(r' src="(/[^"]+)"', attrs) for attrs in scripts]
+            assert scripts and all(sources), scripts  # no inline script, nothing off-site
+            links = re.findall(r'<link[^>]+href="([^"]+)"', resp.text)
+            assert "//" not in resp.text.replace("<!doctype", "")
+            for asset in [m.group(1) for m in sources if m] + links:
+                loaded = await client.get(asset)
+                assert loaded.status_code == 200 and len(loaded.content) > 100, asset
         assert "SwaggerUIBundle" in (await client.get("/docs-assets/swagger-ui-bundle.js")).text
+        init = (await client.get("/docs/swagger-init.js")).text
+        assert '"url": "/openapi.json"' in init

@@ -22,11 +22,11 @@ import pytest
 from app.cli.dev import openapi_document
 from model.tiny.clip import TinyClip
 from tests import images
+from tests.node_tools import TS, node_tool
 from tests.test_e2e_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / "clients"
-TS = CLIENTS / "typescript"
 BIN = Path(sys.executable).parent
 SDKGEN = ROOT / ".venv-sdkgen" / "bin"
 MAX_BYTES = 100_000
@@ -65,13 +65,6 @@ class Live:
     url: str
     keys: dict[str, str]
     images: Path
-
-
-def node_tool(name: str) -> Path:
-    tool = TS / "node_modules" / ".bin" / name
-    if not tool.exists():
-        pytest.fail(f"{tool} is missing: run `make test` (it runs `npm ci` in clients/typescript)")
-    return tool
 
 
 @pytest.fixture(scope="module")

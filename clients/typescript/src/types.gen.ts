@@ -861,6 +861,10 @@ export type AddConceptImagesErrors = {
      */
     401: Problem;
     /**
+     * Not Found
+     */
+    404: Problem;
+    /**
      * Conflict
      */
     409: Problem;
