@@ -19,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
-from app.problems import PROBLEM_MEDIA_TYPE, STATUS_TITLES, Problem
+from app.problems import PROBLEM_MEDIA_TYPE, Problem, status_title
 
 JSON = dict[str, Any]
 
@@ -123,10 +123,10 @@ def _refine_operation(operation: JSON, renames: dict[str, str]) -> None:
         if body_ref and body_ref.startswith("Body_"):
             renames[body_ref] = form_schema_name(op_id)
     for code in extra:
-        responses.setdefault(str(code), {"description": STATUS_TITLES[code]})
+        responses.setdefault(str(code), {"description": status_title(code)})
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400 and _is_problem(response):
-            response["description"] = STATUS_TITLES.get(int(status), response["description"])
+            response["description"] = status_title(int(status))
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": dict(_PROBLEM_REF)}}
         for media_type, entry in response.get("content", {}).items():
             if not entry.get("schema"):

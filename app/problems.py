@@ -21,7 +21,7 @@ TYPE_PREFIX = "urn:repic:problem:"
 
 log = logging.getLogger(__name__)
 
-STATUS_TITLES = {
+_TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -79,6 +79,11 @@ class ProblemError(Exception):
         self.errors = errors
 
 
+def status_title(status: int) -> str:
+    """The ``title`` of a problem with this status."""
+    return _TITLES.get(status, "Error")
+
+
 def not_found(what: str) -> ProblemError:
     return ProblemError(404, "not-found", f"{what} does not exist (or is not yours).")
 
@@ -94,7 +99,7 @@ def problem_response(
 ) -> JSONResponse:
     body = Problem(
         type=TYPE_PREFIX + kind,
-        title=STATUS_TITLES.get(status, "Error"),
+        title=_TITLES.get(status, "Error"),
         status=status,
         detail=detail,
         instance=request.url.path,
@@ -111,7 +116,7 @@ def problem_response(
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries declaring problem documents for these statuses."""
     return {
-        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": STATUS_TITLES[s]}
+        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _TITLES[s]}
         for s in statuses
     }
 
