@@ -10,7 +10,7 @@ PORT ?= 8000
 
 export HF_HUB_OFFLINE ?= 0
 
-.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean
+.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -22,6 +22,35 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# SDK tooling: the Python generator in its own environment (it pins an older typer than the
+# service), and the pinned npm packages (openapi-ts, TypeScript, Redocly CLI) from the lock file.
+# npm ci runs again only when the lock changes, so `make test` works offline after the first run.
+SDKGEN := .venv-sdkgen
+SDKGEN_STAMP := $(SDKGEN)/.installed
+NODE_STAMP := clients/typescript/node_modules/.repic-installed
+
+$(SDKGEN_STAMP): clients/python-generator.txt
+	test -x $(SDKGEN)/bin/python || $(PYTHON) -m venv $(SDKGEN)
+	$(SDKGEN)/bin/pip install --quiet -r clients/python-generator.txt
+	touch $@
+
+$(NODE_STAMP): clients/typescript/package-lock.json
+	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd clients/typescript && npm ci --no-audit --no-fund
+	touch $@
+
+sdk-tools: $(SDKGEN_STAMP) $(NODE_STAMP)
+
+# `make openapi clients` after any route change: the committed spec, then both SDKs from it.
+openapi: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/repic dev openapi clients/openapi.json
+
+clients: openapi sdk-tools
+	PATH="$(CURDIR)/$(SDKGEN)/bin:$$PATH" $(SDKGEN)/bin/openapi-python-client generate \
+		--path clients/openapi.json --config clients/openapi-python-client.yaml \
+		--output-path clients/python --overwrite --meta uv --fail-on-warning
+	cd clients/typescript && node_modules/.bin/openapi-ts --silent
 
 serve: $(STAMP)
 	$(BIN)/repic db upgrade
@@ -54,11 +83,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
 
-pytest: $(STAMP) postgres vllm-env
+pytest: $(STAMP) postgres vllm-env sdk-tools
 	HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
 		$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .venv-vllm var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-vllm $(SDKGEN) var .mypy_cache .ruff_cache .pytest_cache \
+		clients/typescript/node_modules

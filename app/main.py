@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
 
 from app.api import admin, captions, concepts, health
+from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
 from app.logs import RequestIdMiddleware, configure_logging
 from app.metrics import Metrics, MetricsMiddleware
+from app.openapi import install_openapi, operation_id
 from app.problems import install_problem_handlers
 from app.readiness import model_readiness_checks, preload_models
 from app.runtime import build_runtime
@@ -24,11 +25,6 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 1 << 20
-
-
-def operation_id(route: APIRoute) -> str:
-    """`concepts-create_concept`: SDK generators turn it into `concepts.create_concept`."""
-    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Register personal concepts; get captions that name them.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     for router in (
@@ -74,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
     ):
         app.include_router(router)
+    install_openapi(app)
+    install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

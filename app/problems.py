@@ -38,15 +38,23 @@ _TITLES = {
 }
 
 
+class FieldError(BaseModel):
+    """One invalid field of a validation problem."""
+
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field.")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
-    """The body of every error response."""
+    """The body of every error response (RFC 9457)."""
 
     type: str = Field(examples=[f"{TYPE_PREFIX}not-found"])
     title: str
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[FieldError] | None = Field(
         default=None, description="Field errors of a validation problem."
     )
 
@@ -71,6 +79,11 @@ class ProblemError(Exception):
         self.errors = errors
 
 
+def status_title(status: int) -> str:
+    """The ``title`` of a problem with this status."""
+    return _TITLES.get(status, "Error")
+
+
 def not_found(what: str) -> ProblemError:
     return ProblemError(404, "not-found", f"{what} does not exist (or is not yours).")
 
@@ -90,7 +103,7 @@ def problem_response(
         status=status,
         detail=detail,
         instance=request.url.path,
-        errors=errors,
+        errors=None if errors is None else [FieldError.model_validate(e) for e in errors],
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),

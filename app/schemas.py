@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 INFO_MAX = 2000
 CATEGORY_MAX = 64
+ID_MAX = 2**63 - 1  # ids are 64-bit signed integers in the database
 
 
 class ConceptImagePublic(BaseModel):
@@ -71,6 +72,11 @@ class ApiKeyPublic(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+class ApiKeysPublic(BaseModel):
+    data: list[ApiKeyPublic]
+    count: int
 
 
 class ApiKeyCreated(BaseModel):

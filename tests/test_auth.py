@@ -40,7 +40,7 @@ async def test_several_keys_and_revocation(anon: httpx.AsyncClient, alice: UserC
     assert_problem(await anon.get("/concepts", headers={"X-API-Key": key2}), 401, "unauthorized")
     assert (await alice.client.get("/concepts")).status_code == 200
     keys = (await anon.get("/admin/users/alice/keys", headers=admin_headers())).json()
-    assert len(keys) == 2 and all("key_hash" not in k for k in keys)
+    assert keys["count"] == 2 and all("key_hash" not in k for k in keys["data"])
 
 
 async def test_keys_are_stored_only_as_hashes(alice: UserClient, app) -> None:  # type: ignore[no-untyped-def]

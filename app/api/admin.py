@@ -6,7 +6,14 @@ from fastapi import APIRouter, Depends, status
 
 from app.deps import RuntimeDep, require_admin
 from app.problems import problem_responses
-from app.schemas import ApiKeyCreated, ApiKeyPublic, UserCreate, UserPublic, UsersPublic
+from app.schemas import (
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeysPublic,
+    UserCreate,
+    UserPublic,
+    UsersPublic,
+)
 from app.services.users import IssuedKey, UserService
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -49,13 +56,13 @@ async def create_key(runtime: RuntimeDep, user_name: str) -> ApiKeyCreated:
 
 @router.get(
     "/users/{user_name}/keys",
-    response_model=list[ApiKeyPublic],
+    response_model=ApiKeysPublic,
     responses=problem_responses(401, 404),
 )
-async def list_keys(runtime: RuntimeDep, user_name: str) -> list[ApiKeyPublic]:
+async def list_keys(runtime: RuntimeDep, user_name: str) -> ApiKeysPublic:
     """A user's keys (prefixes only)."""
     keys = await runtime.run(UserService(runtime.sessions).keys_of, user_name)
-    return [ApiKeyPublic.model_validate(k) for k in keys]
+    return ApiKeysPublic(data=[ApiKeyPublic.model_validate(k) for k in keys], count=len(keys))
 
 
 @router.delete("/keys/{prefix}", response_model=ApiKeyPublic, responses=problem_responses(401, 404))

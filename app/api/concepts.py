@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
 
 from app.deps import CurrentUser, RuntimeDep
 from app.problems import ProblemError, problem_responses
 from app.runtime import Runtime
-from app.schemas import CATEGORY_MAX, INFO_MAX, ConceptPublic, ConceptsPublic, ConceptUpdate
+from app.schemas import (
+    CATEGORY_MAX,
+    ID_MAX,
+    INFO_MAX,
+    ConceptPublic,
+    ConceptsPublic,
+    ConceptUpdate,
+)
 from app.services.concepts import ConceptService
 from app.uploads import normalize_uploads, read_upload
 from model.images import NormalizedImage
 
 router = APIRouter(prefix="/concepts", tags=["concepts"])
+
+# Bounded to the database's 64-bit ids, so a huge id is a 422 problem, not a driver overflow.
+ConceptId = Annotated[int, Path(ge=1, le=ID_MAX, description="A concept's id")]
+ImageId = Annotated[int, Path(ge=1, le=ID_MAX, description="A reference image's id")]
 
 _AUTH = problem_responses(401, 404)
 _UPLOAD = problem_responses(401, 409, 413, 415, 422, 503)
@@ -77,7 +88,9 @@ async def list_concepts(
 
 
 @router.get("/{concept_id}", response_model=ConceptPublic, responses=_AUTH)
-async def get_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -> ConceptPublic:
+async def get_concept(
+    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId
+) -> ConceptPublic:
     """One of your concepts."""
     concept = await runtime.run(ConceptService(runtime).get, user.id, concept_id)
     return ConceptPublic.model_validate(concept)
@@ -87,7 +100,7 @@ async def get_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -
     "/{concept_id}", response_model=ConceptPublic, responses=problem_responses(401, 404, 409, 422)
 )
 async def update_concept(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: int, patch: ConceptUpdate
+    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, patch: ConceptUpdate
 ) -> ConceptPublic:
     """Rename a concept or change its info or category."""
     concept = await runtime.run(ConceptService(runtime).update, user.id, concept_id, patch)
@@ -95,7 +108,7 @@ async def update_concept(
 
 
 @router.delete("/{concept_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_AUTH)
-async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -> Response:
+async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId) -> Response:
     """Delete a concept, its images and its vectors."""
     await runtime.run(ConceptService(runtime).delete, user.id, concept_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -110,7 +123,7 @@ async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int
 async def add_concept_images(
     runtime: RuntimeDep,
     user: CurrentUser,
-    concept_id: int,
+    concept_id: ConceptId,
     images: Annotated[list[UploadFile], File(description="Photos to add")],
 ) -> ConceptPublic:
     """Add reference photos (an identical photo already attached is ignored)."""
@@ -129,7 +142,7 @@ async def add_concept_images(
     },
 )
 async def get_concept_image(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: int, image_id: int
+    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, image_id: ImageId
 ) -> Response:
     """The stored copy: upright, RGB, re-encoded without any metadata."""
     stored = await runtime.run(ConceptService(runtime).image, user.id, concept_id, image_id)
@@ -146,7 +159,7 @@ async def get_concept_image(
     responses=problem_responses(401, 404, 409),
 )
 async def delete_concept_image(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: int, image_id: int
+    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, image_id: ImageId
 ) -> Response:
     """Remove one photo; a concept keeps at least one (409)."""
     await runtime.run(ConceptService(runtime).delete_image, user.id, concept_id, image_id)

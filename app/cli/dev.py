@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,3 +90,24 @@ def settings_table() -> str:
 def print_settings_table() -> None:
     """Print the configuration table that the README embeds."""
     print(settings_table(), end="")
+
+
+def openapi_document() -> str:
+    """The service's OpenAPI document as committed in `clients/openapi.json`."""
+    from app.main import create_app  # the app (and torch) only for this command
+
+    spec = create_app(Settings(_env_file=None)).openapi()
+    return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+
+
+@dev_cli.command("openapi")
+def write_openapi(
+    out: Annotated[Path | None, typer.Argument(help="File to write (default: stdout)")] = None,
+) -> None:
+    """Write the OpenAPI document that the SDKs in `clients/` are generated from."""
+    text = openapi_document()
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out}")

@@ -1,0 +1,199 @@
+from http import HTTPStatus
+from io import BytesIO
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
+from ...types import File, Response
+
+
+def _get_kwargs(
+    concept_id: int,
+    image_id: int,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/concepts/{concept_id}/images/{image_id}".format(
+            concept_id=quote(str(concept_id), safe=""),
+            image_id=quote(str(image_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> File | Problem | None:
+    if response.status_code == 200:
+        response_200 = File(payload=BytesIO(response.content))
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[File | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    concept_id: int,
+    image_id: int,
+    *,
+    client: AuthenticatedClient,
+) -> Response[File | Problem]:
+    """Get Concept Image
+
+     The stored copy: upright, RGB, re-encoded without any metadata.
+
+    Args:
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[File | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        concept_id=concept_id,
+        image_id=image_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    concept_id: int,
+    image_id: int,
+    *,
+    client: AuthenticatedClient,
+) -> File | Problem | None:
+    """Get Concept Image
+
+     The stored copy: upright, RGB, re-encoded without any metadata.
+
+    Args:
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        File | Problem
+    """
+
+    return sync_detailed(
+        concept_id=concept_id,
+        image_id=image_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    concept_id: int,
+    image_id: int,
+    *,
+    client: AuthenticatedClient,
+) -> Response[File | Problem]:
+    """Get Concept Image
+
+     The stored copy: upright, RGB, re-encoded without any metadata.
+
+    Args:
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[File | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        concept_id=concept_id,
+        image_id=image_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    concept_id: int,
+    image_id: int,
+    *,
+    client: AuthenticatedClient,
+) -> File | Problem | None:
+    """Get Concept Image
+
+     The stored copy: upright, RGB, re-encoded without any metadata.
+
+    Args:
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        File | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            concept_id=concept_id,
+            image_id=image_id,
+            client=client,
+        )
+    ).parsed

@@ -1,0 +1,220 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.concept_public import ConceptPublic
+from ...models.concept_update import ConceptUpdate
+from ...models.problem import Problem
+from ...types import Response
+
+
+def _get_kwargs(
+    concept_id: int,
+    *,
+    body: ConceptUpdate,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "patch",
+        "url": "/concepts/{concept_id}".format(
+            concept_id=quote(str(concept_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ConceptPublic | Problem | None:
+    if response.status_code == 200:
+        response_200 = ConceptPublic.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ConceptPublic | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    concept_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: ConceptUpdate,
+) -> Response[ConceptPublic | Problem]:
+    """Update Concept
+
+     Rename a concept or change its info or category.
+
+    Args:
+        concept_id (int): A concept's id
+        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ConceptPublic | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        concept_id=concept_id,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    concept_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: ConceptUpdate,
+) -> ConceptPublic | Problem | None:
+    """Update Concept
+
+     Rename a concept or change its info or category.
+
+    Args:
+        concept_id (int): A concept's id
+        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ConceptPublic | Problem
+    """
+
+    return sync_detailed(
+        concept_id=concept_id,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    concept_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: ConceptUpdate,
+) -> Response[ConceptPublic | Problem]:
+    """Update Concept
+
+     Rename a concept or change its info or category.
+
+    Args:
+        concept_id (int): A concept's id
+        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ConceptPublic | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        concept_id=concept_id,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    concept_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: ConceptUpdate,
+) -> ConceptPublic | Problem | None:
+    """Update Concept
+
+     Rename a concept or change its info or category.
+
+    Args:
+        concept_id (int): A concept's id
+        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ConceptPublic | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            concept_id=concept_id,
+            client=client,
+            body=body,
+        )
+    ).parsed

@@ -1,0 +1,61 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .api_key_created import ApiKeyCreated
+from .api_key_public import ApiKeyPublic
+from .api_keys_public import ApiKeysPublic
+from .caption_form import CaptionForm
+from .caption_public import CaptionPublic
+from .caption_public_timings_ms import CaptionPublicTimingsMs
+from .component_readiness import ComponentReadiness
+from .concept_create_form import ConceptCreateForm
+from .concept_image_public import ConceptImagePublic
+from .concept_images_add_form import ConceptImagesAddForm
+from .concept_public import ConceptPublic
+from .concept_ref import ConceptRef
+from .concept_update import ConceptUpdate
+from .concept_used import ConceptUsed
+from .concepts_public import ConceptsPublic
+from .field_error import FieldError
+from .health import Health
+from .problem import Problem
+from .prompt_style import PromptStyle
+from .readiness import Readiness
+from .readiness_components import ReadinessComponents
+from .retrieval_public import RetrievalPublic
+from .retrieval_public_timings_ms import RetrievalPublicTimingsMs
+from .retrieve_form import RetrieveForm
+from .retrieved_concept_public import RetrievedConceptPublic
+from .user_create import UserCreate
+from .user_public import UserPublic
+from .users_public import UsersPublic
+
+__all__ = (
+    "ApiKeyCreated",
+    "ApiKeyPublic",
+    "ApiKeysPublic",
+    "CaptionForm",
+    "CaptionPublic",
+    "CaptionPublicTimingsMs",
+    "ComponentReadiness",
+    "ConceptCreateForm",
+    "ConceptImagePublic",
+    "ConceptImagesAddForm",
+    "ConceptPublic",
+    "ConceptRef",
+    "ConceptsPublic",
+    "ConceptUpdate",
+    "ConceptUsed",
+    "FieldError",
+    "Health",
+    "Problem",
+    "PromptStyle",
+    "Readiness",
+    "ReadinessComponents",
+    "RetrievalPublic",
+    "RetrievalPublicTimingsMs",
+    "RetrievedConceptPublic",
+    "RetrieveForm",
+    "UserCreate",
+    "UserPublic",
+    "UsersPublic",
+)
