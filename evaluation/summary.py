@@ -52,8 +52,7 @@ def summarise(rows: Sequence[RunRow], concepts: Sequence[DatabaseConcept]) -> li
         if not mode_rows:
             continue
         samples = [
-            GroundingSample(row.caption, tuple(f"<{c}>" for c in row.concepts))
-            for row in mode_rows
+            GroundingSample(row.caption, tuple(f"<{c}>" for c in row.concepts)) for row in mode_rows
         ]
         latencies = [row.latency_ms for row in mode_rows]
         summaries.append(

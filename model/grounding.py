@@ -42,6 +42,7 @@ class SlotOutcome(StrEnum):
     MISS = "miss"
     EMPTY = "empty"
 
+
 _APOSTROPHES = "'\u2019\u2018\u02bc\uff07"
 _APOSTROPHE_CLASS = "[" + re.escape(_APOSTROPHES) + "]"
 

@@ -33,7 +33,6 @@ QUERY_PREFIX = "This is the query image. "
 ZERO_SHOT_SUFFIX = " Output the final answer including its name."
 
 
-
 class PromptStyle(StrEnum):
     """``repic`` for RePIC/RAP fine-tunes; ``zero_shot`` for a plain Qwen2.5-VL."""
 
