@@ -171,6 +171,11 @@ def build_tiny_qwen25vl(out_dir: Path, *, seed: int = 0) -> Path:
     return out_dir
 
 
+def tiny_qwen25vl_config() -> Qwen2_5_VLConfig:
+    """The tiny model's configuration, for building it in memory without writing files."""
+    return Qwen2_5_VLConfig(**_model_config())
+
+
 def _model_config() -> dict[str, Any]:
     # The layout transformers >= 4.53 writes: the language model's fields live in
     # ``text_config`` only. (The Hub's older files repeat them at the top level, which
