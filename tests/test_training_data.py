@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from model.prompt import SYSTEM_PROMPT
+from tests.qwen_fixtures import tiny_qwen_dir, tiny_qwen_processor
 from tests.training_helpers import make_concept_database
 from training.cli import train_app
 from training.concepts import (
@@ -30,11 +32,18 @@ from training.data import DataConfig, build_dataset, read_rows
 from training.prompts import (
     ICT_NAME_SUFFIX,
     ICT_NO_REPEAT_SUFFIX,
+    ICT_QUESTION,
+    OCT_QUESTION,
     OCT_SUFFIX,
+    VLT_QUESTION,
     VLT_SUFFIX,
     PromptStyle,
+    ict_suffix,
+    reference_turn,
 )
 from training.rewards import score_vlt
+
+__all__ = ["tiny_qwen_dir", "tiny_qwen_processor"]  # fixtures used below
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +265,7 @@ def test_run_config_defaults_are_the_papers(tmp_path: Path) -> None:
     )
 
 
-def test_reference_lora_targets_are_every_linear_layer_outside_the_vision_tower() -> None:
+def test_lora_targets_are_every_linear_layer_outside_the_vision_tower_but_lm_head() -> None:
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from model.tiny.qwen import tiny_qwen25vl_config
@@ -264,12 +273,12 @@ def test_reference_lora_targets_are_every_linear_layer_outside_the_vision_tower(
 
     model = Qwen2_5_VLForConditionalGeneration(tiny_qwen25vl_config())
     targets = reference_lora_targets(model)
-    assert "lm_head" in targets
+    # the reference adapts lm_head too; TRL's GRPO trainer refuses an adapter there
+    assert "lm_head" not in targets
     assert not [t for t in targets if "visual" in t or "embed" in t]
     layers = model.config.text_config.num_hidden_layers
-    assert len(targets) == 7 * layers + 1  # q k v o gate up down per layer, and lm_head
-    # the lm_head-free alternative matches exactly the rest
-    assert [t for t in targets if not re.fullmatch(LANGUAGE_MODEL_LINEAR_LAYERS, t)] == ["lm_head"]
+    assert len(targets) == 7 * layers  # q k v o gate up down per layer
+    assert all(re.fullmatch(LANGUAGE_MODEL_LINEAR_LAYERS, t) for t in targets)
 
 
 @pytest.mark.parametrize(
@@ -343,3 +352,56 @@ def test_reference_rows_carry_the_per_task_suffixes(built_reference: Path) -> No
             assert len(row["images"]) == len(demos) + 1
     # 20 draws of 1-in-5 / 1-in-5 / 3-in-5: all three show up
     assert set(suffixes) == {"", ICT_NAME_SUFFIX, ICT_NO_REPEAT_SUFFIX}
+
+
+GOLDEN_HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+GOLDEN_TAIL = "<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        (
+            "oct",
+            GOLDEN_HEAD + IMAGE * 2 + "1. Name: <mira>, Info: a corgi\nIs <mira> in this image?"
+            " The final answer must be either 'yes' or 'no' with no additional output."
+            + GOLDEN_TAIL,
+        ),
+        (
+            "vlt",
+            GOLDEN_HEAD + IMAGE + "1. Name: <mira>, Info: a corgi\nLocate <mira> in the image."
+            " For bounding box coordinates, return the final answer in JSON format." + GOLDEN_TAIL,
+        ),
+        (
+            "ict",
+            GOLDEN_HEAD + IMAGE * 3 + "1. Name: <mira>, Info: a corgi\n2. Name: <tomas>, Info:  "
+            "a cat\nGive a personalized caption of this image. Output the final answer including "
+            "its name." + GOLDEN_TAIL,
+        ),
+    ],
+)
+def test_reference_prompt_of_each_task_renders_exactly(
+    tiny_qwen_processor: Any, task: str, expected: str
+) -> None:
+    # The chat template adds Qwen's default system turn, as it does for the reference trainer.
+    mira, tomas = "1. Name: <mira>, Info: a corgi", "2. Name: <tomas>, Info:  a cat"
+    turns = {
+        "oct": reference_turn([mira], 2, OCT_QUESTION.format(name="<mira>"), OCT_SUFFIX),
+        "vlt": reference_turn([mira], 1, VLT_QUESTION.format(name="<mira>"), VLT_SUFFIX),
+        "ict": reference_turn([mira, tomas], 3, ICT_QUESTION, ICT_NAME_SUFFIX),
+    }
+    rendered = tiny_qwen_processor.apply_chat_template(
+        turns[task].messages(), tokenize=False, add_generation_prompt=True
+    )
+    assert rendered == expected
+
+
+def test_ict_suffix_rolls_like_the_reference() -> None:
+    import random
+
+    rng = random.Random(7)
+    drawn = Counter(ict_suffix(rng) for _ in range(5000))
+    assert drawn[""] / 5000 == pytest.approx(3 / 5, abs=0.03)
+    assert drawn[ICT_NAME_SUFFIX] / 5000 == pytest.approx(1 / 5, abs=0.03)
+    assert drawn[ICT_NO_REPEAT_SUFFIX] / 5000 == pytest.approx(1 / 5, abs=0.03)

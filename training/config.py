@@ -28,10 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.rewards import DEFAULT_IOU_THRESHOLD, DEFAULT_MIN_CHARS
 
-#: An alternative to the reference's LoRA targets: the language model's projections without
-#: ``lm_head``, for serving stacks that cannot load an adapter on the output layer (and a
-#: smaller adapter: ``lm_head``'s LoRA alone is r x (hidden + vocabulary) weights). The vision
-#: blocks have gate/up/down projections too, so a plain list of names would adapt them as well.
+#: The language model's projections as one pattern: the same modules the default computes from
+#: the model for Qwen2.5-VL. The vision blocks have gate/up/down projections too, so a plain
+#: list of names would adapt them as well.
 LANGUAGE_MODEL_LINEAR_LAYERS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 )
@@ -84,7 +83,7 @@ class LoraSection(_Section):
     target_modules: str | None = Field(
         None,
         description="Regular expression of module names; unset: the reference's rule, every "
-        "linear layer outside the vision tower (lm_head included).",
+        "linear layer outside the vision tower, less lm_head (TRL cannot train it).",
     )
 
     @field_validator("target_modules")

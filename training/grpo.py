@@ -1,9 +1,10 @@
 """GRPO post-training of a Qwen2.5-VL policy with LoRA outside its vision tower (TRL).
 
 The vision tower stays frozen: by default LoRA adapters go on every linear layer whose name
-does not contain ``visual`` (the language model's projections and ``lm_head``, as the
-reference trainer chooses them) and PEFT freezes everything else, which :func:`train_grpo`
-checks before the first step. Each reward
+does not contain ``visual``, as the reference trainer chooses them, except ``lm_head``: TRL's
+GRPO trainer computes log-probabilities from ``lm_head.weight`` directly and refuses an adapter
+there ("the adapter would never be trained"). PEFT freezes everything else, which
+:func:`train_grpo` checks before the first step. Each reward
 kind (OCT, VLT, ICT) is its own reward function returning ``None`` on the other kinds' rows, so
 TRL logs ``rewards/<kind>_reward/mean`` over that kind's rows only; :class:`RewardLog` writes
 those to the console and to ``rewards.csv``; TensorBoard gets every logged scalar.
@@ -214,12 +215,15 @@ def train_grpo(config: RunConfig, *, rewards: Sequence[RewardFunc] | None = None
 
 
 def reference_lora_targets(model: nn.Module) -> list[str]:
-    """Every linear layer outside the vision tower (name without ``visual``), ``lm_head``
-    included: the reference trainer's LoRA targets."""
+    """The reference trainer's LoRA targets, every linear layer outside the vision tower (name
+    without ``visual``), less ``lm_head``, which TRL cannot train (see the module docstring)."""
     return sorted(
         name
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and "visual" not in name and "embed_tokens" not in name
+        if isinstance(module, nn.Linear)
+        and "visual" not in name
+        and "embed_tokens" not in name
+        and name != "lm_head"
     )
 
 

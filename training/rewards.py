@@ -124,8 +124,8 @@ def score_vlt(
         found = _REFERENCE_BOX.search(answer)
         if found is None:
             return 0.0
-        box = [int(v) for v in found.groups()]
-        return 1.0 if reference_iou(box, target) >= iou_threshold else 0.0
+        integers = [int(v) for v in found.groups()]
+        return 1.0 if reference_iou(integers, target) >= iou_threshold else 0.0
     box = parse_first_box(answer)
     if box is None:
         return 0.0
