@@ -291,10 +291,11 @@ def test_stand_in_names_replace_display_names_in_infos(tmp_path: Path) -> None:
     config = DataConfig(samples=6, oct_share=0, vlt_share=0, image_side=112)
     build_dataset(concepts, tmp_path / "out", config)
     texts = [
-        part["text"]
+        line
         for row in read_rows(tmp_path / "out")
-        for part in row["prompt"][1]["content"]
+        for part in row["prompt"][-1]["content"]  # the user turn, with or without a system one
         if part["type"] == "text"
+        for line in part["text"].splitlines()
     ]
     demos = [t for t in texts if ". Name: <" in t]
     assert demos
