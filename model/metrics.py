@@ -1,7 +1,8 @@
 """Personal grounding scores: did the caption name the right concepts?
 
-Scores are counted per ground-truth *slot* and micro-averaged over a whole result set (DESIGN.md
-§3). For each image and each of its ground-truth concepts the slot is
+Scores are counted per ground-truth *slot* and micro-averaged over a whole result set, as the
+RePIC paper's evaluation scripts count them. For each image and each of its ground-truth
+concepts the slot is
 
 * ``correct`` when the caption mentions that concept,
 * ``MISS`` when it does not, but mentions a concept of the candidate pool that is *not* among

@@ -1,6 +1,6 @@
 """The RePIC prompt: one system message and one interleaved user turn.
 
-The format is the one RePIC was trained and evaluated with (see DESIGN.md §3)::
+The format is the one RePIC was evaluated with (the reference code's caption scripts)::
 
     system: SYSTEM_PROMPT
     user:   [demo image 1, "1. Name: <bo>, Info: ...",

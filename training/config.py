@@ -1,4 +1,4 @@
-"""The TOML file of a GRPO run; defaults are the RePIC paper's recipe (DESIGN.md §3).
+"""The TOML file of a GRPO run; defaults are the RePIC paper's recipe.
 
 Every section and key is optional; unknown keys are refused, so a typo cannot silently fall
 back to a default. Relative paths are taken from the working directory. Example::

@@ -1,4 +1,4 @@
-"""RePIC's verifiable rewards, one per sample and each in [0, 1] (DESIGN.md §3).
+"""RePIC's verifiable rewards, one per sample and each in [0, 1].
 
 * OCT (object consistency): the answer's yes/no must equal the label.
 * VLT (visual localization): the first box in the answer must overlap the ground truth with

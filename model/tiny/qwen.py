@@ -205,7 +205,7 @@ def _model_config() -> dict[str, Any]:
 
 
 def _generation_config() -> dict[str, Any]:
-    # Greedy with the Qwen2.5-VL repetition penalty, as in the RePIC paper (DESIGN.md §3).
+    # Greedy with the Qwen2.5-VL repetition penalty, as in the RePIC paper.
     return {
         "bos_token_id": ENDOFTEXT_ID,
         "pad_token_id": ENDOFTEXT_ID,
