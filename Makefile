@@ -79,6 +79,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 	$(BIN)/docker-compose -f docker-compose.yml config --quiet
 	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.cpu.yml config --quiet
+	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.lora.yml config --quiet
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation

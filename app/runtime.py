@@ -70,6 +70,7 @@ def build_vlm(settings: VLMSettings) -> VLMBackend:
         repetition_penalty=settings.repetition_penalty,
         max_pixels=settings.max_pixels,
         timeout_s=settings.timeout_s,
+        adapter=settings.adapter,
     )
 
 

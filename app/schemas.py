@@ -24,7 +24,12 @@ class ConceptPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    name: str = Field(description="Stored without angle brackets; prompts show it as <name>.")
+    name: str = Field(description="Stored without angle brackets; the concept's identity.")
+    display_name: str | None = Field(
+        default=None,
+        description="Shown to the model as <display_name> instead of <name> when set "
+        "(RAP/RePIC database.json `name`); captions naming either count as mentions.",
+    )
     info: str
     category: str | None
     images: list[ConceptImagePublic]
@@ -43,6 +48,9 @@ class ConceptUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=66)
+    display_name: str | None = Field(
+        default=None, max_length=66, description="Empty or null removes it."
+    )
     info: str | None = Field(default=None, max_length=INFO_MAX)
     category: str | None = Field(default=None, max_length=CATEGORY_MAX)
 

@@ -86,6 +86,12 @@ class VLMSettings(BaseModel):
         "Yeongtak/RePIC_Qwen2.5VL_7B",
         description="Hub id or local dir (transformers), or the served model name (openai).",
     )
+    adapter: str | None = Field(
+        None,
+        description="LoRA adapter (folder or Hub id) the transformers backend applies on top of "
+        "`model`. With vLLM, serve it with `--enable-lora --lora-modules NAME=PATH` and set "
+        "`model` to NAME instead.",
+    )
     base_url: str = Field(
         "http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL of the vLLM server."
     )
@@ -107,6 +113,16 @@ class VLMSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout to the VLM.")
     max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight to the VLM.")
     connect_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only.")
+
+    @model_validator(mode="after")
+    def _adapter_needs_the_transformers_backend(self) -> VLMSettings:
+        if self.adapter is not None and self.backend != "transformers":
+            raise ValueError(
+                "REPIC_VLM__ADAPTER applies to the transformers backend only; with vLLM, start "
+                "the server with --enable-lora --lora-modules NAME=PATH and set "
+                "REPIC_VLM__MODEL=NAME."
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -17,6 +17,7 @@ from rich.table import Table
 from evaluation.client import ServiceClient, ServiceError
 from evaluation.database import DatabaseError, ground_truth_pool, load_database
 from evaluation.dataset import DatasetError, load_dataset
+from evaluation.instructions import InstructionSet, instructions_for
 from evaluation.results import ResultsFile, ResultsFileError, read_results
 from evaluation.runner import Mode, ResultsLog, pending_jobs, run_dataset
 from evaluation.summary import ModeSummary, summarise
@@ -55,8 +56,19 @@ def grounding(
         typer.Option(exists=True, dir_okay=False, help="database.json giving display names."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    lines: Annotated[
+        bool,
+        typer.Option(
+            "--lines",
+            help="Print one line per file (and mode) as the paper's evaluation scripts do.",
+        ),
+    ] = False,
 ) -> None:
-    """Personal grounding precision, recall and F1 of each result file (and mode)."""
+    """Personal grounding precision, recall and F1 of each result file (and mode).
+
+    With --matcher official (and --case-sensitive for two-concept files) the figures are the
+    ones the paper's evaluation script prints for the same file; --lines prints them its way.
+    """
     if case_sensitive and matcher is not Matcher.OFFICIAL:
         raise typer.BadParameter(
             "only applies to --matcher official", param_hint="--case-sensitive"
@@ -68,7 +80,7 @@ def grounding(
         pool = ground_truth_pool((c for r in parsed.records for c in r.concepts), concepts)
         for mode in parsed.modes() or [None]:
             samples = [
-                GroundingSample(r.caption, r.concepts) for r in parsed.records if r.mode == mode
+                GroundingSample(r.caption, r.written) for r in parsed.records if r.mode == mode
             ]
             scores = score_grounding(
                 samples, matcher=matcher, case_sensitive=case_sensitive, pool=pool
@@ -84,6 +96,11 @@ def grounding(
             ],
         }
         typer.echo(json.dumps(payload, indent=2))
+        return
+    if lines:
+        for parsed, mode, s in rows:
+            name = parsed.path.name if mode is None else f"{parsed.path.name} [{mode}]"
+            typer.echo(paper_line(name, s))
         return
     table = Table(title=f"Personal grounding ({matcher} matcher)")
     for column in ("File", "Mode", "P %", "R %", "F1 %", "Correct", "MISS", "Empty", "Slots"):
@@ -113,6 +130,14 @@ def run(
     ] = Path("results.jsonl"),
     top_k: Annotated[int, typer.Option(min=1, help="Concepts retrieved per query image.")] = 2,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for one answer.")] = 300,
+    instructions: Annotated[
+        InstructionSet,
+        typer.Option(
+            help="Caption instructions, rotated over the queries as the paper's scripts do: "
+            "single (4, single-concept script), multi (3, two/four-concept scripts), auto "
+            "(single when every query shows one concept), fixed (the service's default only).",
+        ),
+    ] = InstructionSet.AUTO,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Caption a labelled dataset through the HTTP API (retrieval and skip-retrieval) and score it.
@@ -124,6 +149,8 @@ def run(
     if log.dropped_partial_line:
         typer.echo(f"Removed an unfinished last line from {out}.", err=True)
     total = 2 * len(data.queries)
+    chosen = instructions_for(instructions, [len(q.concepts) for q in data.queries])
+    rotation = None if instructions is InstructionSet.FIXED else chosen
     failure: ServiceError | None = None
     with (
         httpx.Client(base_url=server, timeout=timeout) as http,
@@ -144,6 +171,7 @@ def run(
                 ServiceClient(http, key),
                 log,
                 top_k=top_k,
+                instructions=rotation,
                 on_concept=lambda: progress.advance(concepts_task),
                 on_caption=lambda: progress.advance(captions_task),
             )
@@ -163,6 +191,12 @@ def run(
         typer.echo(json.dumps({"results": str(out), "modes": [s.as_dict() for s in summaries]}))
         return
     _print_table(_summary_table(summaries, out, top_k))
+
+
+def paper_line(name: str, scores: GroundingScores) -> str:
+    """One result line in the format (and the one-decimal rounding) of the paper's scripts."""
+    p, r, f1 = (100 * v for v in (scores.precision, scores.recall, scores.f1))
+    return f"file: {name:<60}  metric (P/R/F1): {p:5.1f} / {r:5.1f} / {f1:5.1f}"
 
 
 def _summary_table(summaries: Sequence[ModeSummary], out: Path, top_k: int) -> Table:

@@ -32,6 +32,8 @@ class ServiceClient:
         form = {"name": concept.name, "info": concept.info}
         if concept.category:
             form["category"] = concept.category
+        if concept.display_name:
+            form["display_name"] = concept.display_name
         files = [("images", _upload(image)) for image in concept.images]
         response = self._send("POST", "/concepts", data=form, files=files)
         if response.status_code == httpx.codes.CONFLICT:
@@ -39,13 +41,20 @@ class ServiceClient:
         return _concept_id(_json(self._checked(response, f"creating concept {concept.name!r}")))
 
     def caption(
-        self, image: Path, *, top_k: int | None = None, concept_ids: Sequence[ConceptId] = ()
+        self,
+        image: Path,
+        *,
+        top_k: int | None = None,
+        concept_ids: Sequence[ConceptId] = (),
+        instruction: str | None = None,
     ) -> dict[str, Any]:
         """``POST /caption`` for ``image``: retrieval with ``top_k``, or skip-retrieval with
-        ``concept_ids`` (sent as a repeated form field)."""
+        ``concept_ids`` (sent as a repeated form field, in the order given)."""
         form: dict[str, Any] = {}
         if top_k is not None:
             form["top_k"] = str(top_k)
+        if instruction is not None:
+            form["instruction"] = instruction
         if concept_ids:
             form["concept_ids"] = [str(i) for i in concept_ids]
         response = self._send("POST", "/caption", data=form, files=[("image", _upload(image))])

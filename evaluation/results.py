@@ -6,7 +6,10 @@
 * ``reference`` (the RePIC/RAP evaluation scripts): one JSON list whose items are
   ``[image_path, ["<Anya>", ...], caption, question]`` (the question may be absent).
 
-Concept names may carry angle brackets; records hold them without.
+Concept names may carry angle brackets; ``ResultRecord.concepts`` holds them without, and
+``ResultRecord.written`` holds the ground truth as the paper's evaluation scripts see it (the
+official matcher compares those strings as written): a reference file's strings unchanged, our
+JSONL's names as ``<name>`` (the form a concept of ours is written in a caption).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class ResultRecord:
     concepts: tuple[str, ...]
     caption: str
     mode: str | None = None
+    written: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,13 @@ def parse_jsonl_record(path: Path, line_no: int, line: str) -> ResultRecord:
     mode = row.get("mode")
     if mode is not None and not isinstance(mode, str):
         raise ResultsFileError(path, where, "'mode' must be a string")
+    concepts = _concepts(path, where, row["concepts"])
     return ResultRecord(
         image=_string(path, where, "image", row["image"]),
-        concepts=_concepts(path, where, row["concepts"]),
+        concepts=concepts,
         caption=_string(path, where, "caption", row["caption"]),
         mode=mode,
+        written=tuple(f"<{name}>" for name in concepts),
     )
 
 
@@ -112,11 +118,13 @@ def _read_reference(path: Path, text: str) -> list[ResultRecord]:
             raise ResultsFileError(
                 path, where, "expected [image_path, [concept names], caption, question]"
             )
+        concepts = _concepts(path, where, item[1])
         records.append(
             ResultRecord(
                 image=_string(path, where, "image path", item[0]),
-                concepts=_concepts(path, where, item[1]),
+                concepts=concepts,
                 caption=_string(path, where, "caption", item[2]),
+                written=tuple(item[1]),
             )
         )
     return records

@@ -6,6 +6,11 @@ retrieves the top-k concepts itself) and in ``skip_retrieval`` mode (the ground-
 are named with ``concept_ids``, the paper's oracle setting). Each answer is appended at once as
 one line of a JSONL results file; running again with the same file resumes, skipping the
 (image, mode) pairs it already holds. To start over, delete the file.
+
+As in the paper's caption scripts, the named concepts are sent in the order of the dataset's
+``database.json`` (not the order a query lists them), and the ``i``-th query of
+``queries.json`` gets the ``i``-th instruction of the rotation (see
+:mod:`evaluation.instructions`) in both modes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 from evaluation.client import ConceptId, ServiceClient
 from evaluation.dataset import Dataset, Query
+from evaluation.instructions import rotated
 from evaluation.results import ResultsFileError, parse_jsonl_record
 
 
@@ -42,6 +48,7 @@ class RunRow:
     concepts_mentioned: list[Any] = field(default_factory=list)
     model: str | None = None
     timings_ms: dict[str, Any] = field(default_factory=dict)
+    instruction: str | None = None
 
     @property
     def key(self) -> tuple[str, Mode]:
@@ -75,6 +82,7 @@ def parse_run_row(path: Path, line_no: int, line: str) -> RunRow:
         concepts_mentioned=list(row.get("concepts_mentioned") or []),
         model=row.get("model"),
         timings_ms=dict(row.get("timings_ms") or {}),
+        instruction=row.get("instruction"),
     )
 
 
@@ -142,18 +150,27 @@ def run_dataset(
     log: ResultsLog,
     *,
     top_k: int,
+    instructions: tuple[str, ...] | None = None,
     on_concept: Callable[[], None] = lambda: None,
     on_caption: Callable[[], None] = lambda: None,
 ) -> None:
     """Caption every pending (query, mode) pair of ``dataset`` into ``log``.
 
-    Concepts are created (or found) only when something is pending. The callbacks fire after
+    Concepts are created (or found) only when something is pending. ``instructions`` rotate
+    over the queries (``None`` sends none: the service's default). The callbacks fire after
     each concept and each caption, for progress displays.
     """
     jobs = pending_jobs(dataset, log)
     if jobs:
         concept_ids = _ensure_concepts(dataset, client, on_concept)
-        _caption_jobs(jobs, concept_ids, client, log, top_k=top_k, advance=on_caption)
+        position = {query.image: i for i, query in enumerate(dataset.queries)}
+
+        def instruction(query: Query) -> str | None:
+            return None if instructions is None else rotated(instructions, position[query.image])
+
+        _caption_jobs(
+            jobs, concept_ids, client, log, top_k=top_k, instruction=instruction, advance=on_caption
+        )
 
 
 def _ensure_concepts(
@@ -173,15 +190,19 @@ def _caption_jobs(
     log: ResultsLog,
     *,
     top_k: int,
+    instruction: Callable[[Query], str | None],
     advance: Callable[[], None],
 ) -> None:
+    rank = {key: i for i, key in enumerate(concept_ids)}  # database order
     for query, mode in jobs:
+        asked = instruction(query)
         started = time.perf_counter()
         if mode is Mode.RETRIEVAL:
-            body = client.caption(query.path, top_k=top_k)
+            body = client.caption(query.path, top_k=top_k, instruction=asked)
         else:
-            ids = [concept_ids[name.casefold()] for name in query.concepts]
-            body = client.caption(query.path, concept_ids=ids)
+            keys = sorted({name.casefold() for name in query.concepts}, key=rank.__getitem__)
+            ids = [concept_ids[key] for key in keys]
+            body = client.caption(query.path, concept_ids=ids, instruction=asked)
         latency_ms = (time.perf_counter() - started) * 1000
         log.append(
             RunRow(
@@ -194,6 +215,7 @@ def _caption_jobs(
                 concepts_mentioned=list(body.get("concepts_mentioned") or []),
                 model=body.get("model"),
                 timings_ms=dict(body.get("timings_ms") or {}),
+                instruction=asked,
             )
         )
         advance()

@@ -51,7 +51,9 @@ def summarise(rows: Sequence[RunRow], concepts: Sequence[DatabaseConcept]) -> li
         mode_rows = [row for row in unique if row.mode is mode]
         if not mode_rows:
             continue
-        samples = [GroundingSample(row.caption, row.concepts) for row in mode_rows]
+        samples = [
+            GroundingSample(row.caption, tuple(f"<{c}>" for c in row.concepts)) for row in mode_rows
+        ]
         latencies = [row.latency_ms for row in mode_rows]
         summaries.append(
             ModeSummary(

@@ -10,10 +10,13 @@ concept has the same name everywhere. Two layouts:
                         "info": "<ironman> wears a red and gold suit.", "category": "person"},
           "<bo>": {"name": "bo", "image": "bo.png", "info": "...", "category": "dog"}}}
 
-  The key (angle brackets optional) is the concept's name, the one the model writes as
-  ``<ironman>``. ``name`` is a display name, kept when it differs from the key (the robust
-  grounding matcher takes it as an alias). ``image`` is one path or a list, relative to the
-  file (see :func:`resolve_image`); other top-level keys (``path_to_concept``) are ignored.
+  The key (angle brackets optional) is the concept's name: its identity, the string ground
+  truth and ``queries.json`` use. ``name`` is the display name, kept when it differs from the
+  key in any way (case included): RePIC's retriever shows the model ``<{name}>``, so the
+  service does too (``Iron Man`` for the key ``<ironman>``), and the robust grounding matcher
+  credits either. ``info`` is kept exactly as written (the prompt shows it byte for byte).
+  ``image`` is one path or a list, relative to the file (see :func:`resolve_image`); other
+  top-level keys (``path_to_concept``) are ignored.
 * a folder with one folder per concept: the folder's name is the concept's name, its image
   files (by suffix, see :data:`IMAGE_SUFFIXES`) are the references, and optional ``info.txt``
   and ``category.txt`` give the rest. Hidden files and folders are skipped.
@@ -49,13 +52,19 @@ class _Malformed(Exception):
 
 @dataclass(frozen=True)
 class SourceConcept:
-    """One concept of a source: name without brackets, image paths resolved."""
+    """One concept of a source: name without brackets, image paths resolved; ``display_name``
+    is what a prompt shows when it is set."""
 
     name: str
     display_name: str | None
     info: str
     category: str | None
     images: tuple[Path, ...]
+
+    @property
+    def shown_name(self) -> str:
+        """The name a prompt shows in angle brackets."""
+        return self.display_name or self.name
 
     def matcher_name(self) -> ConceptName:
         """The concept for the grounding matchers, its display name as an alias."""
@@ -169,8 +178,8 @@ def _database_entry(path: Path, key: str, entry: object) -> SourceConcept:
     display = bare_name(_text(name, entry, "name") or "")
     return SourceConcept(
         name=name,
-        display_name=display if display and display.casefold() != name.casefold() else None,
-        info=(_text(name, entry, "info") or "").strip(),
+        display_name=display if display and display != name else None,
+        info=_text(name, entry, "info") or "",
         category=(_text(name, entry, "category") or "").strip() or None,
         images=tuple(resolve_image(path, image) for image in images),
     )

@@ -11,10 +11,12 @@ Two matchers answer the same question with different rules:
   reward treats ``</name>`` as a failure, so it is not a mention). Where names overlap, the
   longest match at a position wins (``bo jackson`` over ``bo``); a concept's own name wins over
   another concept's display name covering the same text.
-* :func:`official_mentions` re-implements the matcher of the RePIC paper's evaluation: split on
-  white space, strip ``.,!?;:()[]{}"'-`` from both ends of every token, lower-case, and a
-  concept is present when ``<name>`` or ``name`` equals a whole token. It cannot see multi-word
-  names, possessives or display names; it exists so our numbers can be compared with the paper.
+* :func:`official_mentions` / :func:`official_slot_outcomes` re-implement the matcher of the
+  RePIC paper's evaluation scripts (``evaluation/eval_multi_{2,4}_concept.py``): remove the
+  literal ``</s>``, lower-case (the two-concept script alone does not), split on white space,
+  strip ``.,!?;:()[]{}"'-`` from both ends of every token, and a pool entry is present when it,
+  or it without its angle brackets, equals a whole token. It cannot see multi-word names,
+  possessives or display names; it exists so our numbers can be compared with the paper.
 
 Concept names are stored without angle brackets; brackets given anyway are ignored.
 """
@@ -24,10 +26,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 #: Characters the paper's matcher strips from both ends of a token.
 OFFICIAL_STRIP = ".,!?;:()[]{}\"'-"
+#: The end-of-sequence artefact the paper's scripts remove from a caption before matching.
+OFFICIAL_EOS = "</s>"
+
+
+class SlotOutcome(StrEnum):
+    """What a caption did for one ground-truth concept of its image."""
+
+    CORRECT = "correct"
+    MISS = "miss"
+    EMPTY = "empty"
+
 
 _APOSTROPHES = "'\u2019\u2018\u02bc\uff07"
 _APOSTROPHE_CLASS = "[" + re.escape(_APOSTROPHES) + "]"
@@ -96,29 +110,77 @@ def mentioned_names(caption: str, names: Sequence[ConceptName | str]) -> list[st
     return list(dict.fromkeys(m.name for m in find_mentions(caption, names)))
 
 
+def official_tokens(caption: str, *, case_sensitive: bool = False) -> list[str]:
+    """The paper's token set of ``caption``: ``</s>`` removed, lower-cased unless
+    ``case_sensitive``, split on white space, :data:`OFFICIAL_STRIP` stripped, empties dropped."""
+    text = caption.replace(OFFICIAL_EOS, "")
+    if not case_sensitive:
+        text = text.lower()
+    return [token for word in text.split() if (token := word.strip(OFFICIAL_STRIP))]
+
+
 def official_mentions(
     caption: str, names: Sequence[ConceptName | str], *, case_sensitive: bool = False
 ) -> list[str]:
-    """Names of the concepts present by the RePIC paper's token rule, by first appearance.
+    """Names (without brackets) of the concepts present by the paper's token rule, by first
+    appearance.
 
-    Display names are ignored (the paper matched the concept key only). ``case_sensitive``
-    reproduces the paper's two-concept script, which skipped lower-casing.
+    Each name (brackets optional) is present when ``<name>`` or ``name`` equals a token of
+    :func:`official_tokens`. Display names are ignored (the paper matched the key only);
+    ``case_sensitive`` reproduces the two-concept script, which skipped lower-casing.
+    """
+    wanted: dict[str, str] = {}
+    for concept in names:
+        name = bare_name(_as_concept(concept).name)
+        form = name if case_sensitive else name.lower()
+        for token in (form, f"<{form}>"):
+            wanted.setdefault(token, name)
+    found = (wanted.get(t) for t in official_tokens(caption, case_sensitive=case_sensitive))
+    return list(dict.fromkeys(name for name in found if name is not None))
+
+
+def official_slot_outcomes(
+    caption: str,
+    ground_truth: Sequence[str],
+    pool: Sequence[str],
+    *,
+    case_sensitive: bool = False,
+) -> list[SlotOutcome]:
+    """Each ground-truth slot's outcome exactly as the paper's evaluation scripts decide it.
+
+    ``ground_truth`` and ``pool`` are strings as the result file writes them (the scripts' pool
+    is the sorted set of every ground-truth string of the file). A slot is correct when its
+    concept is present; else MISS when a present pool entry is not one of this image's
+    ground-truth strings, compared as written (so with ``<thor>`` as ground truth, a pool entry
+    ``<Thor>`` from another image counts as another concept even though both lower-case to
+    ``thor``); else empty.
     """
 
     def fold(text: str) -> str:
         return text if case_sensitive else text.lower()
 
-    wanted: dict[str, str] = {}
-    for concept in names:
-        name = bare_name(_as_concept(concept).name)
-        for form in (f"<{name}>", name):
-            wanted.setdefault(fold(form), name)
-    found: dict[str, None] = {}
-    for token in caption.split():
-        present = wanted.get(fold(token.strip(OFFICIAL_STRIP)))
-        if present is not None:
-            found.setdefault(present)
-    return list(found)
+    tokens = set(official_tokens(caption, case_sensitive=case_sensitive))
+    present = {
+        _strip_brackets(fold(c))
+        for c in pool
+        if fold(c) in tokens or _strip_brackets(fold(c)) in tokens
+    }
+    others = {_strip_brackets(fold(c)) for c in pool if c not in ground_truth}
+    wrong = bool(present & others)
+    outcomes = []
+    for concept in ground_truth:
+        if _strip_brackets(fold(concept)) in present:
+            outcomes.append(SlotOutcome.CORRECT)
+        elif wrong:
+            outcomes.append(SlotOutcome.MISS)
+        else:
+            outcomes.append(SlotOutcome.EMPTY)
+    return outcomes
+
+
+def _strip_brackets(text: str) -> str:
+    """``<Thor>`` -> ``Thor``; anything not both opened and closed by a bracket stays as is."""
+    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
 
 
 def _as_concept(concept: ConceptName | str) -> ConceptName:

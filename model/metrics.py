@@ -1,13 +1,14 @@
 """Personal grounding scores: did the caption name the right concepts?
 
-Scores are counted per ground-truth *slot* and micro-averaged over a whole result set (DESIGN.md
-§3). For each image and each of its ground-truth concepts the slot is
+Scores are counted per ground-truth *slot* and micro-averaged over a whole result set, as the
+RePIC paper's evaluation scripts count them. For each image and each of its ground-truth
+concepts the slot is
 
 * ``correct`` when the caption mentions that concept,
-* ``MISS`` when it does not, but mentions any other concept of the candidate pool (another
-  ground-truth concept of the same image counts too: naming ``<bo>`` does not fill the
-  ``<butin>`` slot),
-* ``empty`` when it mentions no concept of the pool at all.
+* ``MISS`` when it does not, but mentions a concept of the candidate pool that is *not* among
+  this image's ground-truth concepts (naming the image's other ground-truth concepts is never a
+  MISS: a caption naming 2 of 4 and nothing else scores 2 correct and 2 empty),
+* ``empty`` otherwise.
 
 precision = correct / (correct + MISS), recall = correct / slots, F1 = their harmonic mean.
 A ratio with a zero denominator is 0.0: a result set that never names a concept has earned no
@@ -15,8 +16,14 @@ precision, and an empty one scores nothing.
 
 The candidate pool defaults to every ground-truth concept of the result set (the paper's
 choice); an explicit pool (for instance the whole concept database with display names) is
-merged with the ground-truth concepts. Concept identity ignores angle brackets and, unless the
-official matcher runs case-sensitively, letter case.
+merged with the ground-truth concepts.
+
+The robust matcher keys concepts by :func:`concept_key` (no brackets, case-folded). The
+official matcher follows the paper's evaluation scripts to the letter (see
+:func:`model.grounding.official_slot_outcomes`): ground-truth names are taken exactly as
+written (``<Thor>`` and ``<thor>`` are two pool entries whose lower-cased forms coincide), the
+literal ``</s>`` is removed from captions, and only the two-concept script's case-sensitive
+rule (``case_sensitive=True``) skips lower-casing.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
-from model.grounding import ConceptName, bare_name, mentioned_names, official_mentions
+from model.grounding import (
+    ConceptName,
+    SlotOutcome,
+    bare_name,
+    mentioned_names,
+    official_slot_outcomes,
+)
 
 
 class Matcher(StrEnum):
@@ -35,15 +48,12 @@ class Matcher(StrEnum):
     OFFICIAL = "official"
 
 
-class SlotOutcome(StrEnum):
-    CORRECT = "correct"
-    MISS = "miss"
-    EMPTY = "empty"
-
-
 @dataclass(frozen=True)
 class GroundingSample:
-    """One captioned image and the names of the concepts it really shows."""
+    """One captioned image and the names of the concepts it really shows.
+
+    ``concepts`` are written as the result file writes them (``<Anya>``, ``bo``): the robust
+    matcher keys them, the official matcher needs the original strings."""
 
     caption: str
     concepts: tuple[str, ...]
@@ -92,13 +102,15 @@ class GroundingScores:
 def slot_outcomes(ground_truth: Sequence[str], mentioned: Set[str]) -> list[SlotOutcome]:
     """The outcome of each ground-truth slot, given the concept keys the caption mentions.
 
-    Both arguments must already be concept keys (see :func:`concept_key`).
+    Both arguments must already be concept keys (see :func:`concept_key`). A slot is MISS only
+    when a mentioned concept is outside ``ground_truth``.
     """
+    outside = mentioned - set(ground_truth)
     outcomes = []
     for concept in ground_truth:
         if concept in mentioned:
             outcomes.append(SlotOutcome.CORRECT)
-        elif mentioned - {concept}:
+        elif outside:
             outcomes.append(SlotOutcome.MISS)
         else:
             outcomes.append(SlotOutcome.EMPTY)
@@ -126,17 +138,21 @@ def score_grounding(
     if case_sensitive and matcher is not Matcher.OFFICIAL:
         raise ValueError("case_sensitive applies to the official matcher only")
     samples = list(samples)
-    candidates = _candidate_pool(samples, pool, case_sensitive=case_sensitive)
     counts = dict.fromkeys(SlotOutcome, 0)
-    for sample in samples:
-        if matcher is Matcher.OFFICIAL:
-            names = official_mentions(sample.caption, candidates, case_sensitive=case_sensitive)
-        else:
-            names = mentioned_names(sample.caption, candidates)
-        mentioned = {concept_key(n, case_sensitive=case_sensitive) for n in names}
-        truth = [concept_key(c, case_sensitive=case_sensitive) for c in sample.concepts]
-        for outcome in slot_outcomes(truth, mentioned):
-            counts[outcome] += 1
+    if matcher is Matcher.OFFICIAL:
+        written = _official_pool(samples, pool, case_sensitive=case_sensitive)
+        for sample in samples:
+            for outcome in official_slot_outcomes(
+                sample.caption, sample.concepts, written, case_sensitive=case_sensitive
+            ):
+                counts[outcome] += 1
+    else:
+        candidates = _candidate_pool(samples, pool)
+        for sample in samples:
+            mentioned = {concept_key(n) for n in mentioned_names(sample.caption, candidates)}
+            truth = [concept_key(c) for c in sample.concepts]
+            for outcome in slot_outcomes(truth, mentioned):
+                counts[outcome] += 1
     return GroundingScores(
         images=len(samples),
         correct=counts[SlotOutcome.CORRECT],
@@ -146,21 +162,37 @@ def score_grounding(
 
 
 def _candidate_pool(
-    samples: Sequence[GroundingSample],
-    pool: Sequence[ConceptName | str] | None,
-    *,
-    case_sensitive: bool,
+    samples: Sequence[GroundingSample], pool: Sequence[ConceptName | str] | None
 ) -> list[ConceptName]:
     """The explicit pool plus every ground-truth concept, one entry per concept key."""
     merged: dict[str, ConceptName] = {}
     given = [ConceptName(c) if isinstance(c, str) else c for c in pool or ()]
     truth = [ConceptName(name) for sample in samples for name in sample.concepts]
     for concept in [*given, *truth]:
-        key = concept_key(concept.name, case_sensitive=case_sensitive)
+        key = concept_key(concept.name)
         known = merged.get(key)
         aliases = concept.aliases if known is None else known.aliases + concept.aliases
         merged[key] = ConceptName(bare_name(concept.name), aliases)
     return list(merged.values())
+
+
+def _official_pool(
+    samples: Sequence[GroundingSample],
+    pool: Sequence[ConceptName | str] | None,
+    *,
+    case_sensitive: bool,
+) -> list[str]:
+    """The paper's pool: every ground-truth string as written, sorted; explicit pool members
+    whose concept is not among them join as ``<name>`` (display names play no part)."""
+    written = sorted({name for sample in samples for name in sample.concepts})
+    known = {concept_key(name, case_sensitive=case_sensitive) for name in written}
+    for concept in pool or ():
+        name = concept if isinstance(concept, str) else concept.name
+        key = concept_key(name, case_sensitive=case_sensitive)
+        if key not in known:
+            known.add(key)
+            written.append(f"<{bare_name(name)}>")
+    return written
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -1,20 +1,23 @@
 """The RePIC prompt: one system message and one interleaved user turn.
 
-The format is the one RePIC was trained and evaluated with (see DESIGN.md §3)::
+The format is the one RePIC was evaluated with (the reference code's caption scripts)::
 
     system: SYSTEM_PROMPT
     user:   [demo image 1, "1. Name: <bo>, Info: ...",
              demo image 2, "2. Name: <x>, Info: ...", ...,
              query image, "This is the query image. Give a personalized caption of this image."]
 
-Demonstrations keep the order they are given in (retrieval rank), so a repeated request hits the
-VLM server's prefix cache. Names are always shown in angle brackets; newlines inside an info text
-are flattened because they break the format the model learned.
+Demonstrations keep the order they are given in (retrieval rank, or the caller's order for
+named concepts), so a repeated request hits the VLM server's prefix cache. Names are always shown
+in angle brackets. An info text without line breaks is shown byte for byte, leading and repeated
+spaces included, as RePIC's retriever writes it. One with line breaks becomes one line: each line
+is stripped, blank lines dropped, the rest joined by single spaces. (The reference cannot show
+such a text at all: it splits its demo block on newlines, so the rest of the text would take the
+place of the next demonstration's line.)
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,8 +31,6 @@ SYSTEM_PROMPT = (
 DEFAULT_INSTRUCTION = "Give a personalized caption of this image."
 QUERY_PREFIX = "This is the query image. "
 ZERO_SHOT_SUFFIX = " Output the final answer including its name."
-
-_WHITESPACE_RUN = re.compile(r"\s+")
 
 
 class PromptStyle(StrEnum):
@@ -79,8 +80,12 @@ def bracket_name(name: str) -> str:
 
 
 def flatten_info(info: str) -> str:
-    """Collapse newlines and runs of white space into single spaces."""
-    return _WHITESPACE_RUN.sub(" ", info).strip()
+    """``info`` unchanged when it has no line break; otherwise its non-blank lines, each
+    stripped, joined by single spaces (see the module docstring)."""
+    lines = info.splitlines()
+    if len(lines) <= 1 and info == (lines[0] if lines else ""):
+        return info
+    return " ".join(stripped for line in lines if (stripped := line.strip()))
 
 
 def demo_text(index: int, name: str, info: str) -> str:

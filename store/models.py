@@ -84,6 +84,9 @@ class Concept(Base):
     name: Mapped[str] = mapped_column(String(64))
     #: Case-folded name: `<Bo>` and `bo` are one concept, as the caption matcher sees them.
     name_key: Mapped[str] = mapped_column(String(64))
+    #: What a prompt shows as ``<display_name>`` (RAP/RePIC ``database.json`` ``name`` field,
+    #: e.g. ``Iron Man`` for the key ``ironman``); ``None`` shows ``name``. Never an identity.
+    display_name: Mapped[str | None] = mapped_column(String(64), default=None)
     info: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

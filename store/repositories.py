@@ -135,19 +135,33 @@ class ConceptRepository:
             select(Concept).where(Concept.user_id == user_id).order_by(Concept.id)
         ).all()
 
-    def names(self, user_id: int) -> list[tuple[int, str]]:
-        """(id, name) of every concept of the user, without loading images or vectors."""
+    def names(self, user_id: int) -> list[tuple[int, str, str | None]]:
+        """(id, name, display name) of every concept of the user, without images or vectors."""
         rows = self.session.execute(
-            select(Concept.id, Concept.name).where(Concept.user_id == user_id).order_by(Concept.id)
+            select(Concept.id, Concept.name, Concept.display_name)
+            .where(Concept.user_id == user_id)
+            .order_by(Concept.id)
         ).all()
-        return [(int(r[0]), str(r[1])) for r in rows]
+        return [(int(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
 
     def create(
-        self, user_id: int, *, name: str, name_key: str, info: str, category: str | None
+        self,
+        user_id: int,
+        *,
+        name: str,
+        name_key: str,
+        info: str,
+        category: str | None,
+        display_name: str | None = None,
     ) -> Concept:
         """Insert a concept without images (the caller adds them and commits)."""
         concept = Concept(
-            user_id=user_id, name=name, name_key=name_key, info=info, category=category
+            user_id=user_id,
+            name=name,
+            name_key=name_key,
+            info=info,
+            category=category,
+            display_name=display_name,
         )
         self.session.add(concept)
         self.session.flush()

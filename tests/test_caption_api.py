@@ -220,3 +220,57 @@ async def test_missing_vlm_checkpoint_is_503(
     assert "REPIC_VLM__MODEL" in str(body["detail"])
     ready = (await alice.client.get("/readyz")).json()["components"]["vlm"]
     assert ready["ready"] is False
+
+
+async def test_display_name_is_what_the_model_sees_and_caller_order_is_kept(
+    alice: UserClient, recorder: Recorder
+) -> None:
+    iron = await create(
+        alice, "ironman", images.pattern(1), info=" a red suit", display_name="Iron Man"
+    )
+    assert iron.status_code == 201, iron.text
+    assert (iron.json()["name"], iron.json()["display_name"]) == ("ironman", "Iron Man")
+    bo = (await create(alice, "bo", images.pattern(2), info="a dog")).json()
+    resp = await alice.client.post(
+        "/caption",
+        files={"image": ("q.jpg", images.pattern(3), "image/jpeg")},
+        data={"concept_ids": [str(bo["id"]), str(iron.json()["id"])]},
+    )
+    assert resp.status_code == 200, resp.text
+    # the caller's order (bo first, though created second); the info byte for byte
+    assert texts(recorder.prompts[-1])[:2] == [
+        "1. Name: <bo>, Info: a dog",
+        "2. Name: <Iron Man>, Info:  a red suit",
+    ]
+    # the response still names concepts by their key
+    assert [u["name"] for u in resp.json()["concepts_used"]] == ["bo", "ironman"]
+
+
+async def test_a_caption_naming_the_display_name_mentions_the_concept(
+    app: FastAPI, alice: UserClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iron = (await create(alice, "ironman", images.pattern(1), display_name="Iron Man")).json()
+
+    class Fixed:
+        model_name = "fixed"
+
+        async def generate(
+            self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
+        ) -> Generation:
+            return Generation(text="<Iron Man> lands on the roof.", model="fixed")
+
+    monkeypatch.setattr(app.state.runtime, "vlm", Fixed())
+    body = (await caption(alice, images.pattern(1))).json()
+    assert body["concepts_mentioned"] == [{"id": iron["id"], "name": "ironman"}]
+
+
+async def test_display_name_can_be_changed_and_removed(alice: UserClient) -> None:
+    iron = (await create(alice, "ironman", images.pattern(1), display_name="Iron Man")).json()
+    url = f"/concepts/{iron['id']}"
+    changed = await alice.client.patch(url, json={"display_name": "Tony"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["display_name"] == "Tony"
+    removed = await alice.client.patch(url, json={"display_name": None})
+    assert removed.json()["display_name"] is None
+    bad = await create(alice, "x", images.pattern(2), display_name="<<>>")
+    assert_problem(bad, 422, "invalid-name")

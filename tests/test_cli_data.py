@@ -75,6 +75,22 @@ def test_import_rap_database_of_30_concepts_is_idempotent(
     assert "0 images added" in second.stderr
 
 
+def test_import_keeps_display_names_and_info_as_written(cli_env: Settings, tmp_path: Path) -> None:
+    (tmp_path / "iron.png").write_bytes(images.pattern(1))
+    db = tmp_path / "database.json"
+    entry = {"name": "Iron Man", "image": "iron.png", "info": " a red and gold suit"}
+    db.write_text(json.dumps({"concept_dict": {"<ironman>": entry}}))
+    result = runner.invoke(cli, ["concepts", "import", str(db), "--user", "alice"])
+    assert result.exit_code == 0, result.output
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(cli_env.database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT name, display_name, info FROM concepts")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [("ironman", "Iron Man", " a red and gold suit")]
+
+
 def test_import_concept_folders(cli_env: Settings, tmp_path: Path) -> None:
     root = tmp_path / "folders"
     (root / "bo").mkdir(parents=True)

@@ -69,15 +69,16 @@ def test_database_keys_are_names_and_differing_entry_names_are_display_names(
     assert ironman == SourceConcept(
         name="ironman",
         display_name="Iron Man",
-        info="<ironman> wears a red suit.",
+        info=" <ironman> wears a red suit.\n",  # as written: prompts show it byte for byte
         category="person",
         images=(tmp_path / "iron" / "1.png", tmp_path / "iron" / "2.png"),
     )
-    # Same name in another case is no display name; missing fields read as empty.
-    assert (bo.name, bo.display_name, bo.info, bo.category) == ("bo", None, "", None)
+    # The same name in another case is a display name too (the prompt shows <BO>, as the
+    # reference's retriever does); missing fields read as empty.
+    assert (bo.name, bo.display_name, bo.info, bo.category) == ("bo", "BO", "", None)
     assert bo.images == (tmp_path / "bo.png",)
     assert ironman.matcher_name() == ConceptName("ironman", ("Iron Man",))
-    assert bo.matcher_name() == ConceptName("bo", ())
+    assert (ironman.shown_name, bo.shown_name) == ("Iron Man", "BO")
 
 
 def test_concepts_keep_file_order(tmp_path: Path) -> None:
@@ -290,10 +291,11 @@ def test_stand_in_names_replace_display_names_in_infos(tmp_path: Path) -> None:
     config = DataConfig(samples=6, oct_share=0, vlt_share=0, image_side=112)
     build_dataset(concepts, tmp_path / "out", config)
     texts = [
-        part["text"]
+        line
         for row in read_rows(tmp_path / "out")
-        for part in row["prompt"][1]["content"]
+        for part in row["prompt"][-1]["content"]  # the user turn, with or without a system one
         if part["type"] == "text"
+        for line in part["text"].splitlines()
     ]
     demos = [t for t in texts if ". Name: <" in t]
     assert demos

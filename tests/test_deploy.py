@@ -28,7 +28,7 @@ from app.settings import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml")
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.lora.yml")
 REPIC_CHECKPOINT = "Yeongtak/RePIC_Qwen2.5VL_7B"
 TEXT_TOKEN_ALLOWANCE = 1024
 
@@ -164,11 +164,29 @@ def test_api_waits_for_healthy_db_and_vllm(gpu_stack: Any) -> None:
 
 
 def test_cpu_override_drops_vllm(tmp_path: Path) -> None:
-    stack = _compose_config(tmp_path, COMPOSE_FILES)
+    stack = _compose_config(tmp_path, COMPOSE_FILES[:2])
     assert set(stack["services"]) == {"db", "api"}
     api = stack["services"]["api"]
     assert set(api["depends_on"]) == {"db"}
     assert api["environment"]["REPIC_VLM__BACKEND"] == "transformers"
+
+
+def test_lora_override_serves_the_adapter_under_the_name_the_api_asks_for(
+    tmp_path: Path, gpu_stack: Any
+) -> None:
+    stack = _compose_config(tmp_path, (COMPOSE_FILES[0], COMPOSE_FILES[2]))
+    vllm, api = stack["services"]["vllm"], stack["services"]["api"]
+    command = vllm["command"]
+    assert command[0] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert "--enable-lora" in command
+    assert _flag(command, "--lora-modules") == "repic-lora=/adapters/lora"
+    assert int(_flag(command, "--max-lora-rank")) >= 64  # the paper's rank
+    assert api["environment"]["REPIC_VLM__MODEL"] == "repic-lora"
+    assert any(v["target"] == "/adapters/lora" and v["read_only"] for v in vllm["volumes"])
+    # every other flag of the merged-checkpoint layout is kept
+    plain = gpu_stack["services"]["vllm"]["command"]
+    for flag in ("--limit-mm-per-prompt", "--max-model-len", "--mm-processor-kwargs"):
+        assert _flag(command, flag) == _flag(plain, flag)
 
 
 def test_env_example_renders_and_documents_every_variable(tmp_path: Path) -> None:

@@ -58,9 +58,9 @@ def test_reference_file_official_and_robust(reference_file):
     # official: img1 Anya correct; img2 "<Anya>'s" is no token -> both slots empty; img3 empty
     assert (off["correct"], off["miss"], off["empty"], off["slots"]) == (1, 0, 3, 4)
     assert off["recall"] == pytest.approx(float(Fraction(1, 4)))
-    # robust: img2 Anya correct, bo slot MISS (Anya named) -> correct 2, MISS 1, empty 1
-    assert (rob["correct"], rob["miss"], rob["empty"]) == (2, 1, 1)
-    assert rob["precision"] == pytest.approx(float(Fraction(2, 3)))
+    # robust: img2 Anya correct, bo slot empty (Anya is img2's own) -> correct 2, empty 2
+    assert (rob["correct"], rob["miss"], rob["empty"]) == (2, 0, 2)
+    assert rob["precision"] == pytest.approx(1.0)
     assert rob["recall"] == pytest.approx(float(Fraction(2, 4)))
 
 
@@ -98,7 +98,7 @@ def test_several_files_in_one_table(reference_file, jsonl_file):
     assert result.exit_code == 0, result.output
     assert "reference.json" in result.stdout
     assert "ours.jsonl" in result.stdout
-    assert "66.67" in result.stdout  # robust precision of the reference file, 2/3
+    assert "50.00" in result.stdout  # robust recall of the reference file, 2/4
 
 
 def test_malformed_jsonl_line_is_named(tmp_path):
@@ -139,3 +139,67 @@ def test_malformed_reference_item_is_named(tmp_path):
 def test_missing_results_file_is_a_usage_error(tmp_path):
     result = runner.invoke(eval_app, ["grounding", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
+
+
+# --- The paper's printed figures, for files that exercise every branch of its scripts ---------
+
+
+def write_reference(path, rows):
+    path.write_text(json.dumps([[f"q{i}.jpg", gt, cap, "q"] for i, (gt, cap) in enumerate(rows)]))
+    return path
+
+
+def paper_lines(path, *options):
+    result = runner.invoke(eval_app, ["grounding", str(path), "--lines", *options])
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def test_four_concept_file_prints_the_paper_script_figures(tmp_path):
+    four = ["<thor>", "<hulk>", "<loki>", "<odin>"]
+    path = write_reference(
+        tmp_path / "ours-4_concepts.json",
+        [
+            (four, "<thor> and <hulk> fight.</s>"),  # C C E E (</s> removed)
+            (four, "<thor>, <hulk> and <vision> pose."),  # C C M M (vision is not theirs)
+            (["<vision>", "<loki>", "<odin>", "<hulk>"], ""),  # E E E E
+            # lower-cased tokens loki, odin; "<vision>'s" is no token -> C C E E
+            (["<loki>", "<odin>", "<thor>", "<vision>"], "Loki (LOKI) waves at <Vision>'s ODIN."),
+        ],
+    )
+    # correct 6, MISS 2, empty 8: P = 6/8 = 75.0, R = 6/16 = 37.5, F1 = 2PR/(P+R) = 50.0
+    name = "ours-4_concepts.json"
+    assert paper_lines(path, "--matcher", "official") == [
+        f"file: {name:<60}  metric (P/R/F1):  75.0 /  37.5 /  50.0"
+    ]
+    # robust also credits "<Vision>'s": correct 7, MISS 2, empty 7 -> P 77.8, R 43.8, F1 56.0
+    assert paper_lines(path) == [f"file: {name:<60}  metric (P/R/F1):  77.8 /  43.8 /  56.0"]
+
+
+def test_two_concept_file_case_rules(tmp_path):
+    path = write_reference(
+        tmp_path / "ours-2_concepts.json",
+        [
+            (["<thor>", "<hulk>", "<loki>", "<odin>"], "<thor> and <hulk> fight."),
+            (["<Thor>", "<loki>"], "<Thor> waves."),
+        ],
+    )
+    name = "ours-2_concepts.json"
+    # Four-concept script (lower-cases): "<Thor>" of image 2 is another string than image 1's
+    # "<thor>", both read "thor" -> image 1 C C M M, image 2 C M: 3 C, 3 M -> 50.0 / 50.0 / 50.0
+    assert paper_lines(path, "--matcher", "official") == [
+        f"file: {name:<60}  metric (P/R/F1):  50.0 /  50.0 /  50.0"
+    ]
+    # Two-concept script (case-sensitive): <Thor> and <thor> differ and neither image names
+    # another's concept -> image 1 C C E E, image 2 C E: P = 3/3, R = 3/6, F1 = 2/3
+    assert paper_lines(path, "--matcher", "official", "--case-sensitive") == [
+        f"file: {name:<60}  metric (P/R/F1): 100.0 /  50.0 /  66.7"
+    ]
+
+
+def test_jsonl_names_are_scored_as_bracketed_names_by_the_official_matcher(tmp_path):
+    path = write_jsonl(
+        tmp_path / "run.jsonl", [{"image": "a.png", "concepts": ["bo"], "caption": "<bo> naps"}]
+    )
+    [scores] = grounding_json(path, "--matcher", "official")["results"]
+    assert scores["correct"] == 1

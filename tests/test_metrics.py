@@ -17,7 +17,8 @@ from model.metrics import (
 
 
 def sample(caption, *concepts):
-    return GroundingSample(caption, tuple(concepts))
+    """Ground truth written as the paper's result files write it: ``<name>``."""
+    return GroundingSample(caption, tuple(c if c.startswith("<") else f"<{c}>" for c in concepts))
 
 
 def f1(p, r):
@@ -39,8 +40,9 @@ def test_slot_outcomes_for_each_branch():
     assert slot_outcomes(["bo"], {"bo"}) == [SlotOutcome.CORRECT]
     assert slot_outcomes(["bo"], {"butin"}) == [SlotOutcome.MISS]
     assert slot_outcomes(["bo"], set()) == [SlotOutcome.EMPTY]
-    # naming one ground-truth concept does not fill the other's slot
-    assert slot_outcomes(["bo", "butin"], {"bo"}) == [SlotOutcome.CORRECT, SlotOutcome.MISS]
+    # naming one ground-truth concept does not fill the other's slot, nor make it a MISS
+    assert slot_outcomes(["bo", "butin"], {"bo"}) == [SlotOutcome.CORRECT, SlotOutcome.EMPTY]
+    assert slot_outcomes(["bo", "butin"], {"bo", "thao"}) == [SlotOutcome.CORRECT, SlotOutcome.MISS]
 
 
 def test_one_two_and_four_concept_images_micro_averaged():
@@ -48,15 +50,16 @@ def test_one_two_and_four_concept_images_micro_averaged():
         sample("<bo> rolls on the grass.", "bo"),  # correct
         sample("<bo> sleeps on the sofa.", "butin"),  # MISS: names another concept
         sample("A dog sleeps.", "bo"),  # empty
-        sample("<butin> and a woman.", "butin", "thao"),  # correct + MISS
+        sample("<butin> and a woman.", "butin", "thao"),  # correct + empty
+        sample("<butin> and <bo>.", "butin", "thao"),  # correct + MISS (bo is not theirs)
         sample("<bo>, <thao>, <ciin> and <butin> at a picnic.", "bo", "butin", "thao", "ciin"),
     ]
     for matcher in Matcher:
         scores = score_grounding(samples, matcher=matcher)
-        # correct: 1 + 1 + 4 = 6, MISS: 1 + 1 = 2, empty: 1 -> P = 6/8, R = 6/9
-        assert_scores(scores, correct=6, miss=2, empty=1, images=5)
-        assert scores.precision == pytest.approx(float(Fraction(6, 8)))
-        assert scores.f1 == pytest.approx(float(f1(Fraction(6, 8), Fraction(6, 9))))
+        # correct: 1 + 1 + 1 + 4 = 7, MISS: 1 + 1 = 2, empty: 1 + 1 = 2 -> P = 7/9, R = 7/11
+        assert_scores(scores, correct=7, miss=2, empty=2, images=6)
+        assert scores.precision == pytest.approx(float(Fraction(7, 9)))
+        assert scores.f1 == pytest.approx(float(f1(Fraction(7, 9), Fraction(7, 11))))
 
 
 def test_nothing_named_gives_zero_precision_not_an_error():
@@ -83,8 +86,9 @@ def test_possessive_turns_correct_into_miss_for_the_official_matcher():
     robust = score_grounding(samples, matcher=Matcher.ROBUST)
     official = score_grounding(samples, matcher=Matcher.OFFICIAL)
     assert_scores(robust, correct=2, miss=0, empty=0, images=1)
-    # official: the bo slot sees only <butin> -> MISS; butin correct -> P = R = 1/2
-    assert_scores(official, correct=1, miss=1, empty=0, images=1)
+    # official: the bo slot sees only <butin>, a ground-truth concept -> empty; butin
+    # correct -> P = 1/1, R = 1/2
+    assert_scores(official, correct=1, miss=0, empty=1, images=1)
 
 
 def test_display_names_from_the_pool_count_for_the_robust_matcher_only():
@@ -137,3 +141,64 @@ def test_scores_as_dict_carry_counts_and_ratios():
         "recall": 0.5,
         "f1": pytest.approx(float(f1(Fraction(1), Fraction(1, 2)))),
     }
+
+
+# --- The official matcher against the paper's evaluation scripts, counted by hand ---------------
+
+FOUR = ("<thor>", "<hulk>", "<loki>", "<odin>")
+
+
+def test_two_of_four_named_and_nothing_else_is_two_correct_two_empty():
+    # The old rule (any other concept named -> MISS) gave 2 MISS here.
+    for matcher in Matcher:
+        scores = score_grounding([sample("<thor> and <hulk> fight.", *FOUR)], matcher=matcher)
+        assert_scores(scores, correct=2, miss=0, empty=2, images=1)  # P = 2/2, R = 2/4
+
+
+def test_two_of_four_plus_a_concept_outside_the_ground_truth_is_two_miss():
+    samples = [
+        sample("<thor>, <hulk> and <vision> pose.", *FOUR),
+        sample("A robot.", "<vision>"),  # puts <vision> in the pool; its slot is empty
+    ]
+    for matcher in Matcher:
+        scores = score_grounding(samples, matcher=matcher)
+        assert_scores(scores, correct=2, miss=2, empty=1, images=2)  # P = 2/4, R = 2/5
+
+
+def test_empty_caption_and_end_of_sequence_marker():
+    samples = [sample("", *FOUR), sample("</s>", "<thor>"), sample("<thor></s>", "<thor>")]
+    scores = score_grounding(samples, matcher=Matcher.OFFICIAL)
+    # 4 + 1 empty; "<thor></s>" is the token <thor> once </s> is removed -> correct
+    assert_scores(scores, correct=1, miss=0, empty=5, images=3)
+
+
+def test_same_concept_written_in_two_cases_follows_the_paper():
+    # The pool holds "<Thor>" and "<thor>". Lower-cased, both are "thor", but the scripts decide
+    # "another concept" by the strings as written: for the first image "<Thor>" is not one of
+    # its ground-truth strings, so naming thor makes its unnamed slots MISS.
+    samples = [
+        sample("<thor> and <hulk> fight.", *FOUR),
+        sample("<Thor> waves.", "<Thor>", "<loki>"),
+    ]
+    official = score_grounding(samples, matcher=Matcher.OFFICIAL)
+    # image 1: C C M M; image 2: thor C, loki M ("<thor>" is not its string) -> 3 C, 3 M
+    assert_scores(official, correct=3, miss=3, empty=0, images=2)
+    sensitive = score_grounding(samples, matcher=Matcher.OFFICIAL, case_sensitive=True)
+    # two-concept script: <Thor> and <thor> are different concepts and neither image names
+    # the other's -> image 1: C C E E; image 2: C E -> P = 3/3, R = 3/6
+    assert_scores(sensitive, correct=3, miss=0, empty=3, images=2)
+    # robust: one concept (case-folded) -> image 1: C C E E; image 2: C E
+    assert_scores(score_grounding(samples), correct=3, miss=0, empty=3, images=2)
+
+
+def test_same_concept_twice_in_one_image_scores_two_slots():
+    scores = score_grounding([sample("<bo> naps.", "<bo>", "<bo>")], matcher=Matcher.OFFICIAL)
+    assert_scores(scores, correct=2, miss=0, empty=0, images=1)
+
+
+def test_ground_truth_written_without_brackets_matches_only_the_bare_token():
+    # The scripts compare pool strings as written: "bo" is present for the token "bo" only.
+    samples = [GroundingSample("<bo> naps.", ("bo",)), GroundingSample("bo naps.", ("bo",))]
+    official = score_grounding(samples, matcher=Matcher.OFFICIAL)
+    assert_scores(official, correct=1, miss=0, empty=1, images=2)
+    assert_scores(score_grounding(samples), correct=2, miss=0, empty=0, images=2)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from model.prompt import PromptStyle, build_repic_messages
+from model.prompt import PromptStyle, build_repic_messages, demo_text
 from model.tiny.qwen import QWEN25_VL_ADDED_TOKENS
 from model.vlm.messages import (
     count_prompt_tokens,
@@ -53,7 +53,7 @@ EXPECTED_TWO_DEMOS = (
     "image.\nBelow is additional information about the reference images.<|im_end|>\n"
     "<|im_start|>user\n"
     "<|vision_start|><|image_pad|><|vision_end|>1. Name: <bo>, Info: a corgi with short legs"
-    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my grey tabby cat"
+    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my  grey\ttabby cat"
     "<|vision_start|><|image_pad|><|vision_end|>"
     "This is the query image. Give a personalized caption of this image.<|im_end|>\n"
     "<|im_start|>assistant\n"
@@ -64,7 +64,7 @@ EXPECTED_FOUR_DEMOS = (
     "image.\nBelow is additional information about the reference images.<|im_end|>\n"
     "<|im_start|>user\n"
     "<|vision_start|><|image_pad|><|vision_end|>1. Name: <bo>, Info: a corgi with short legs"
-    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my grey tabby cat"
+    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my  grey\ttabby cat"
     "<|vision_start|><|image_pad|><|vision_end|>3. Name: <thao>, Info: my friend, wears glasses"
     "<|vision_start|><|image_pad|><|vision_end|>4. Name: <plushie>, Info: "
     "<|vision_start|><|image_pad|><|vision_end|>"
@@ -88,9 +88,9 @@ EXPECTED_CUSTOM_INSTRUCTION = (
     "image.\nBelow is additional information about the reference images.<|im_end|>\n"
     "<|im_start|>user\n"
     "<|vision_start|><|image_pad|><|vision_end|>1. Name: <bo>, Info: a corgi with short legs"
-    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my grey tabby cat"
+    "<|vision_start|><|image_pad|><|vision_end|>2. Name: <butin>, Info: my  grey\ttabby cat"
     "<|vision_start|><|image_pad|><|vision_end|>"
-    "This is the query image. Describe what <bo> is doing.<|im_end|>\n"
+    "This is the query image. Describe  what <bo> is doing.<|im_end|>\n"
     "<|im_start|>assistant\n"
 )
 
@@ -107,6 +107,20 @@ EXPECTED_CUSTOM_INSTRUCTION = (
 def test_repic_prompt_renders_exactly(tiny_qwen_processor: Any, count: int, expected: str) -> None:
     prompt = build_repic_messages(demos(count), QUERY)
     assert render_prompt(prompt, tiny_qwen_processor) == expected
+
+
+def test_info_without_line_breaks_is_shown_byte_for_byte() -> None:
+    # RePIC's 2-concept database writes <J>'s info with a leading space; the reference shows it.
+    info = " A man wearing a white t-shirt and black shorts."
+    assert (
+        demo_text(1, "J", info)
+        == "1. Name: <J>, Info:  A man wearing a white t-shirt and black shorts."
+    )
+    assert demo_text(2, "Iron Man", "a  red\tsuit ") == "2. Name: <Iron Man>, Info: a  red\tsuit "
+    # line breaks: each line stripped, blank ones dropped, joined by one space
+    assert demo_text(1, "bo", " a corgi \r\n\n  with short legs\n") == (
+        "1. Name: <bo>, Info: a corgi with short legs"
+    )
 
 
 def test_zero_shot_style_appends_the_name_request(tiny_qwen_processor: Any) -> None:

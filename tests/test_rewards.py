@@ -12,6 +12,7 @@ from training.rewards import (
     ict_reward,
     oct_reward,
     parse_first_box,
+    reference_iou,
     reward_functions,
     score_ict,
     score_oct,
@@ -214,3 +215,48 @@ def test_reward_functions_carry_their_settings_and_names() -> None:
     assert ict_fn(completions, **columns) == [None, None, 1.0, None]
     names = [getattr(f, "func", f).__name__ for f in (oct_fn, vlt_fn, ict_fn)]
     assert names == ["oct_reward", "vlt_reward", "ict_reward"]
+
+
+# --- reference_compat: the reference training script's parsing, worked out by hand ------------
+
+
+def test_reference_iou_counts_inclusive_pixels_in_the_intersection_only() -> None:
+    # [0,0,10,10] vs [5,5,15,15]: intersection x 5..9, y 5..9 -> 5 x 5 = 25 pixels;
+    # areas 100 + 100; union 175 -> 25/175 (the exact IoU would be 25/175 too)
+    assert reference_iou([0, 0, 10, 10], [5, 5, 15, 15]) == pytest.approx(25 / 175)
+    # [0,0,10,10] vs [0,0,11,10]: x 0..9, y 0..9 -> 100; areas 100 + 110 -> union 110
+    assert reference_iou([0, 0, 10, 10], [0, 0, 11, 10]) == pytest.approx(100 / 110)
+    # touching boxes share no pixel; a degenerate pair divides by 1, not 0
+    assert reference_iou([0, 0, 10, 10], [10, 0, 20, 10]) == 0.0
+    assert reference_iou([3, 3, 3, 3], [3, 3, 3, 3]) == 0.0
+
+
+def test_reference_vlt_takes_integer_boxes_only() -> None:
+    target = [100, 100, 200, 200]
+    assert score_vlt('{"bbox_2d": [100, 100, 200, 200]}', target, reference_compat=True) == 1.0
+    # decimals are no box for the reference's pattern; the strict parser reads them
+    assert score_vlt("[100.0, 100.0, 200.0, 200.0]", target, reference_compat=True) == 0.0
+    assert score_vlt("[100.0, 100.0, 200.0, 200.0]", target) == 1.0
+    # a negative number: no match for the reference pattern (the box after it counts)
+    answer = "[-5, 0, 10, 10] then [100, 100, 200, 200]"
+    assert score_vlt(answer, target, reference_compat=True) == 1.0
+
+
+def test_reference_ict_is_case_sensitive_and_checks_closing_tags_on_single_rows_only() -> None:
+    pad = " " + "x" * 100
+    assert score_ict("<Bo> naps." + pad, ["bo"], reference_compat=True) == 0.0
+    assert score_ict("<Bo> naps." + pad, ["bo"]) == 1.0
+    assert score_ict("<bo></bo>" + pad, ["bo"], reference_compat=True) == 0.0
+    # a multi-concept row: one of two names found, the closing tag is not checked -> 1/2
+    assert score_ict("<bo></bo>" + pad, ["bo", "mira"], reference_compat=True) == 0.5
+    assert score_ict("<bo></bo>" + pad, ["bo", "mira"]) == 0.0
+    # length counts the raw answer: 100 spaces around a name are enough for the reference
+    assert score_ict(" " * 50 + "<bo>" + " " * 50, ["bo"], reference_compat=True) == 1.0
+    assert score_ict(" " * 50 + "<bo>" + " " * 50, ["bo"]) == 0.0
+
+
+def test_reward_functions_default_to_the_reference_parsing() -> None:
+    oct_fn, vlt_fn, ict_fn = reward_functions()
+    assert oct_fn(["nothing"], task=["oct"], label=["no"]) == [1.0]  # "no" inside "nothing"
+    assert vlt_fn(["[1.0, 1.0, 9.0, 9.0]"], task=["vlt"], bbox=[[1, 1, 9, 9]]) == [0.0]
+    assert ict_fn(["<Bo> " + "x" * 100], task=["ict"], names=[["bo"]]) == [0.0]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from model.prompt import SYSTEM_PROMPT
+from tests.qwen_fixtures import tiny_qwen_dir, tiny_qwen_processor
 from tests.training_helpers import make_concept_database
 from training.cli import train_app
 from training.concepts import (
@@ -26,7 +29,21 @@ from training.config import (
     load_run_config,
 )
 from training.data import DataConfig, build_dataset, read_rows
+from training.prompts import (
+    ICT_NAME_SUFFIX,
+    ICT_NO_REPEAT_SUFFIX,
+    ICT_QUESTION,
+    OCT_QUESTION,
+    OCT_SUFFIX,
+    VLT_QUESTION,
+    VLT_SUFFIX,
+    PromptStyle,
+    ict_suffix,
+    reference_turn,
+)
 from training.rewards import score_vlt
+
+__all__ = ["tiny_qwen_dir", "tiny_qwen_processor"]  # fixtures used below
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +55,21 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def built(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "set"
+    config = DataConfig(
+        samples=60,
+        seed=3,
+        multi_share=0.5,
+        max_collage=4,
+        image_side=224,
+        prompt_style=PromptStyle.INFERENCE,
+    )
+    build_dataset(load_concepts(database), out, config)
+    return out
+
+
+@pytest.fixture(scope="module")
+def built_reference(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "reference"
     config = DataConfig(samples=60, seed=3, multi_share=0.5, max_collage=4, image_side=224)
     build_dataset(load_concepts(database), out, config)
     return out
@@ -221,8 +253,32 @@ def test_run_config_defaults_are_the_papers(tmp_path: Path) -> None:
     assert (g.num_generations, g.beta, g.epsilon, g.learning_rate) == (8, 0.04, 0.2, 1e-5)
     assert (g.epochs, g.temperature, g.max_completion_length) == (2, 1.0, 256)
     assert (lora.r, lora.alpha, lora.dropout) == (64, 128, 0.05)
-    assert lora.target_modules == LANGUAGE_MODEL_LINEAR_LAYERS
-    assert run.rewards.iou_threshold == 0.5 and run.model.max_pixels == 1024 * 28 * 28
+    assert lora.target_modules is None  # the reference's rule, computed from the model
+    assert (g.seed, g.data_seed, g.save_steps) == (42, 2024, 100)
+    assert run.rewards.iou_threshold == 0.5 and run.rewards.reference_compat
+    assert (run.model.max_pixels, run.model.min_pixels) == (12845056, 3136)
+    # 8 GPUs x 1 completion x 2 accumulations = 16 completions = 2 prompts x 8 per step
+    assert g.per_device_batch_size * g.gradient_accumulation_steps == 16
+    assert g.step_summary() == (
+        "one optimizer step: 2 prompts x 8 completions = 16 completions (1 device(s) x 8 per "
+        "micro-batch x 2 accumulation); reference: 2 prompts x 8 = 16 (8 GPUs x 1 x 2)"
+    )
+
+
+def test_lora_targets_are_every_linear_layer_outside_the_vision_tower_but_lm_head() -> None:
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from model.tiny.qwen import tiny_qwen25vl_config
+    from training.grpo import reference_lora_targets
+
+    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen25vl_config())
+    targets = reference_lora_targets(model)
+    # the reference adapts lm_head too; TRL's GRPO trainer refuses an adapter there
+    assert "lm_head" not in targets
+    assert not [t for t in targets if "visual" in t or "embed" in t]
+    layers = model.config.text_config.num_hidden_layers
+    assert len(targets) == 7 * layers  # q k v o gate up down per layer
+    assert all(re.fullmatch(LANGUAGE_MODEL_LINEAR_LAYERS, t) for t in targets)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +319,89 @@ def test_shipped_run_file_is_the_default_recipe() -> None:
     repo = Path(__file__).resolve().parents[1]
     shipped = load_run_config(repo / "training" / "configs" / "repic-qwen25vl-7b.toml")
     assert shipped == RunConfig.model_validate({"output_dir": "runs/repic-qwen25vl-7b"})
+
+
+# --- the reference's training prompt (the default) ---------------------------------------------
+
+
+def test_reference_rows_have_no_system_message_and_all_images_first(built_reference: Path) -> None:
+    for row in _rows(built_reference):
+        [user] = row["prompt"]
+        assert user["role"] == "user"
+        *images, text = user["content"]
+        assert images == [{"type": "image"}] * len(row["images"])
+        assert text["type"] == "text"
+
+
+def test_reference_rows_carry_the_per_task_suffixes(built_reference: Path) -> None:
+    suffixes = []
+    for row in _rows(built_reference):
+        text = row["prompt"][0]["content"][-1]["text"]
+        *demos, question = text.split("\n")
+        assert all(d.startswith(f"{i}. Name: <") for i, d in enumerate(demos, start=1))
+        if row["task"] == "oct":
+            assert re.fullmatch(r"Is <\w+> in this image\?" + re.escape(OCT_SUFFIX), question)
+            assert len(row["images"]) == 2
+        elif row["task"] == "vlt":
+            assert re.fullmatch(r"Locate <\w+> in the image\." + re.escape(VLT_SUFFIX), question)
+            assert len(row["images"]) == 1  # the box route of the reference takes the query only
+        else:
+            suffix = question.removeprefix("Give a personalized caption of this image.")
+            assert suffix in ("", ICT_NAME_SUFFIX, ICT_NO_REPEAT_SUFFIX)
+            suffixes.append(suffix)
+            assert len(row["images"]) == len(demos) + 1
+    # 20 draws of 1-in-5 / 1-in-5 / 3-in-5: all three show up
+    assert set(suffixes) == {"", ICT_NAME_SUFFIX, ICT_NO_REPEAT_SUFFIX}
+
+
+GOLDEN_HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+GOLDEN_TAIL = "<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        (
+            "oct",
+            GOLDEN_HEAD + IMAGE * 2 + "1. Name: <mira>, Info: a corgi\nIs <mira> in this image?"
+            " The final answer must be either 'yes' or 'no' with no additional output."
+            + GOLDEN_TAIL,
+        ),
+        (
+            "vlt",
+            GOLDEN_HEAD + IMAGE + "1. Name: <mira>, Info: a corgi\nLocate <mira> in the image."
+            " For bounding box coordinates, return the final answer in JSON format." + GOLDEN_TAIL,
+        ),
+        (
+            "ict",
+            GOLDEN_HEAD + IMAGE * 3 + "1. Name: <mira>, Info: a corgi\n2. Name: <tomas>, Info:  "
+            "a cat\nGive a personalized caption of this image. Output the final answer including "
+            "its name." + GOLDEN_TAIL,
+        ),
+    ],
+)
+def test_reference_prompt_of_each_task_renders_exactly(
+    tiny_qwen_processor: Any, task: str, expected: str
+) -> None:
+    # The chat template adds Qwen's default system turn, as it does for the reference trainer.
+    mira, tomas = "1. Name: <mira>, Info: a corgi", "2. Name: <tomas>, Info:  a cat"
+    turns = {
+        "oct": reference_turn([mira], 2, OCT_QUESTION.format(name="<mira>"), OCT_SUFFIX),
+        "vlt": reference_turn([mira], 1, VLT_QUESTION.format(name="<mira>"), VLT_SUFFIX),
+        "ict": reference_turn([mira, tomas], 3, ICT_QUESTION, ICT_NAME_SUFFIX),
+    }
+    rendered = tiny_qwen_processor.apply_chat_template(
+        turns[task].messages(), tokenize=False, add_generation_prompt=True
+    )
+    assert rendered == expected
+
+
+def test_ict_suffix_rolls_like_the_reference() -> None:
+    import random
+
+    rng = random.Random(7)
+    drawn = Counter(ict_suffix(rng) for _ in range(5000))
+    assert drawn[""] / 5000 == pytest.approx(3 / 5, abs=0.03)
+    assert drawn[ICT_NAME_SUFFIX] / 5000 == pytest.approx(1 / 5, abs=0.03)
+    assert drawn[ICT_NO_REPEAT_SUFFIX] / 5000 == pytest.approx(1 / 5, abs=0.03)

@@ -22,7 +22,7 @@ from tests.qwen_fixtures import demos, solid_image, tiny_qwen_dir
 from tests.training_helpers import make_concept_database
 from training.concepts import load_concepts
 from training.config import RunConfig
-from training.data import DataConfig, build_dataset
+from training.data import DataConfig, build_dataset, read_rows
 from training.grpo import (
     REWARD_LOG_FILE,
     check_only_language_model_trains,
@@ -30,6 +30,13 @@ from training.grpo import (
     train_grpo,
 )
 from training.merge import merge_adapter
+from training.prompts import (
+    ICT_NAME_SUFFIX,
+    ICT_NO_REPEAT_SUFFIX,
+    ICT_QUESTION,
+    OCT_SUFFIX,
+    VLT_SUFFIX,
+)
 from training.rewards import reward_functions
 
 __all__ = ["tiny_qwen_dir"]  # a fixture, imported for pytest
@@ -61,6 +68,7 @@ def run(tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Simple
             "grpo": {
                 "num_generations": 2,
                 "per_device_batch_size": 6,
+                "gradient_accumulation_steps": 1,
                 "epochs": 2,
                 "max_completion_length": 6,
                 "bf16": False,
@@ -77,8 +85,26 @@ def test_dataset_loads_with_decoded_images(run: SimpleNamespace) -> None:
     dataset = load_grpo_dataset(run.data)
     assert sorted(dataset["task"]) == ["ict", "oct", "vlt"]
     row = dataset[0]
-    assert len(row["images"]) == sum(p["type"] == "image" for p in row["prompt"][1]["content"])
+    assert len(row["images"]) == sum(p["type"] == "image" for p in row["prompt"][-1]["content"])
     assert all(img.mode == "RGB" for img in row["images"])
+
+
+def test_the_trained_prompts_are_the_reference_trainers(run: SimpleNamespace) -> None:
+    # Each task's row as the paper's training script builds it (golden renderings of each
+    # task's text are in test_training_data.py): one user turn, images first, one text part.
+    for row in read_rows(run.data):
+        [turn] = row["prompt"]
+        *images, text = turn["content"]
+        assert turn["role"] == "user" and images == [{"type": "image"}] * len(row["images"])
+        *demos, question = text["text"].split("\n")
+        assert demos and all(d.startswith(f"{i}. Name: <") for i, d in enumerate(demos, 1))
+        if row["task"] == "oct":
+            assert question.startswith("Is <") and question.endswith(OCT_SUFFIX)
+        elif row["task"] == "vlt":
+            assert len(images) == 1 and question.endswith(VLT_SUFFIX)
+        else:
+            tail = question.removeprefix(ICT_QUESTION)
+            assert tail in ("", ICT_NAME_SUFFIX, ICT_NO_REPEAT_SUFFIX)
 
 
 def test_vlt_queries_larger_than_the_pixel_budget_are_refused(run: SimpleNamespace) -> None:
@@ -100,6 +126,8 @@ def test_every_step_logs_a_finite_loss_and_every_reward_kind(run: SimpleNamespac
 def test_adapter_holds_only_language_model_lora_weights_that_moved(run: SimpleNamespace) -> None:
     weights = load_file(str(run.adapter / "adapter_model.safetensors"))
     assert weights and all("language_model" in k and "lora_" in k for k in weights)
+    # every linear layer outside the vision tower (lm_head aside): the MLP's too
+    assert any("mlp.down_proj" in k for k in weights) and any("o_proj" in k for k in weights)
     # PEFT starts every lora_B at zero: a non-zero one is the update the dense reward drove.
     lora_b = [t for k, t in weights.items() if "lora_B" in k]
     assert any(bool(t.abs().sum() > 0) for t in lora_b)

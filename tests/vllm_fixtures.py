@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def _require_environment() -> None:
         )
 
 
-def server_command(model_dir: Path, port: int) -> list[str]:
+def server_command(model_dir: Path, port: int, extra_args: Sequence[str] = ()) -> list[str]:
     """The vLLM command line: the OpenAI server with the flags the service relies on."""
     return [
         str(VLLM_PYTHON),
@@ -128,6 +128,7 @@ def server_command(model_dir: Path, port: int) -> list[str]:
         # torch.compile of the model would add a minute to every start for a 40 MB model.
         "--enforce-eager",
         "--disable-uvicorn-access-log",
+        *extra_args,
     ]
 
 
@@ -147,8 +148,12 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def start_vllm_server(model_dir: Path, work_dir: Path) -> VLLMServer:
+def start_vllm_server(
+    model_dir: Path, work_dir: Path, extra_args: Sequence[str] = ()
+) -> VLLMServer:
     """Start a server on a free loopback port and wait until ``GET /health`` answers 200.
+
+    ``extra_args`` are added to :func:`server_command`'s flags (``--enable-lora ...``).
 
     Fails the test (never skips) when the environment is missing or the server does not come
     up, with the end of its log. The caller stops it with :meth:`VLLMServer.stop`.
@@ -159,7 +164,7 @@ def start_vllm_server(model_dir: Path, work_dir: Path) -> VLLMServer:
     log_path = work_dir / f"vllm-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            server_command(model_dir, port),
+            server_command(model_dir, port, extra_args),
             stdout=log,
             stderr=subprocess.STDOUT,
             # vLLM's own cache (~/.cache/vllm) keeps the model inspection of earlier runs (20 s).

@@ -15,6 +15,7 @@ import typer
 
 from training.concepts import ConceptDatabaseError, load_concepts
 from training.data import DATA_FILE, PREVIEW_FILE, DataConfig, build_dataset
+from training.prompts import PromptStyle
 
 train_app = typer.Typer(no_args_is_help=True, help="RePIC post-training: data, GRPO, merge.")
 
@@ -35,6 +36,12 @@ def build_data(
     ] = 0.3,
     max_collage: Annotated[int, typer.Option(min=2, max=4)] = 2,
     image_side: Annotated[int, typer.Option(help="Longer side of every image, pixels.")] = 448,
+    prompt_style: Annotated[
+        PromptStyle,
+        typer.Option(
+            help="reference: the paper's training prompt; inference: the service's prompt."
+        ),
+    ] = PromptStyle.REFERENCE,
 ) -> None:
     """Write OCT/VLT/ICT samples (JSONL + images + manifest + preview) for GRPO."""
     started = time.perf_counter()
@@ -49,6 +56,7 @@ def build_data(
             multi_share=multi_share,
             max_collage=max_collage,
             image_side=image_side,
+            prompt_style=prompt_style,
         )
         manifest = build_dataset(concepts, out, config)
     except (ConceptDatabaseError, ValueError, FileExistsError) as exc:

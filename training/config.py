@@ -1,4 +1,4 @@
-"""The TOML file of a GRPO run; defaults are the RePIC paper's recipe (DESIGN.md §3).
+"""The TOML file of a GRPO run; defaults are the RePIC paper's recipe.
 
 Every section and key is optional; unknown keys are refused, so a typo cannot silently fall
 back to a default. Relative paths are taken from the working directory. Example::
@@ -14,6 +14,7 @@ back to a default. Relative paths are taken from the working directory. Example:
     [grpo]
     num_generations = 8
     per_device_batch_size = 8
+    gradient_accumulation_steps = 2
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.rewards import DEFAULT_IOU_THRESHOLD, DEFAULT_MIN_CHARS
 
-#: LoRA on the language model's linear layers only; the vision blocks have gate/up/down
-#: projections too, so a plain list of names would adapt the vision tower as well.
+#: The language model's projections as one pattern: the same modules the default computes from
+#: the model for Qwen2.5-VL. The vision blocks have gate/up/down projections too, so a plain
+#: list of names would adapt them as well.
 LANGUAGE_MODEL_LINEAR_LAYERS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 )
 QWEN_PIXELS_PER_TOKEN = 28 * 28
+#: The reference trainer's processor limits (its script's ``max_pixels``/``min_pixels``).
+REFERENCE_MAX_PIXELS = 12_845_056
+REFERENCE_MIN_PIXELS = 3136
+#: The reference launch script: 8 GPUs, one completion each per micro-batch, 2 accumulations.
+REFERENCE_DEVICES = 8
+REFERENCE_PER_DEVICE_BATCH = 1
+REFERENCE_ACCUMULATION = 2
 
 
 ReportTarget = Literal["tensorboard", "wandb", "none"]
@@ -51,9 +60,14 @@ class ModelSection(_Section):
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     max_pixels: int = Field(
-        1024 * QWEN_PIXELS_PER_TOKEN,
+        REFERENCE_MAX_PIXELS,
         ge=4 * QWEN_PIXELS_PER_TOKEN,
-        description="Pixel budget per image, as the paper (about 1024 visual tokens).",
+        description="Processor pixel budget per image, as the reference trainer.",
+    )
+    min_pixels: int = Field(
+        REFERENCE_MIN_PIXELS,
+        ge=4 * QWEN_PIXELS_PER_TOKEN,
+        description="Processor pixel floor per image, as the reference trainer.",
     )
 
 
@@ -66,11 +80,17 @@ class LoraSection(_Section):
     r: int = Field(64, ge=1, le=1024)
     alpha: int = Field(128, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: str = LANGUAGE_MODEL_LINEAR_LAYERS
+    target_modules: str | None = Field(
+        None,
+        description="Regular expression of module names; unset: the reference's rule, every "
+        "linear layer outside the vision tower, less lm_head (TRL cannot train it).",
+    )
 
     @field_validator("target_modules")
     @classmethod
-    def _compiles(cls, value: str) -> str:
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             re.compile(value)
         except re.error as exc:
@@ -90,14 +110,30 @@ class GRPOSection(_Section):
     per_device_batch_size: int = Field(
         8, ge=1, description="Completions (not prompts) per device and step."
     )
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(
+        REFERENCE_ACCUMULATION, ge=1, description="Micro-batches per optimizer step."
+    )
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "grpo"
-    seed: int = 0
+    seed: int = Field(42, description="Trainer seed (the reference's default).")
+    data_seed: int = Field(2024, description="Sampler seed (the reference's --data_seed).")
     bf16: bool = True
     gradient_checkpointing: bool = True
     logging_steps: int = Field(1, ge=1)
-    save_steps: int = Field(200, ge=1)
+    save_steps: int = Field(100, ge=1)
     report_to: list[ReportTarget] = Field(default_factory=_tensorboard)
+
+    def step_summary(self, devices: int = 1) -> str:
+        """What one optimizer step holds, beside the reference's, for the start-up log."""
+        completions = self.per_device_batch_size * self.gradient_accumulation_steps * devices
+        reference = REFERENCE_DEVICES * REFERENCE_PER_DEVICE_BATCH * REFERENCE_ACCUMULATION
+        return (
+            f"one optimizer step: {completions // self.num_generations} prompts x "
+            f"{self.num_generations} completions = {completions} completions "
+            f"({devices} device(s) x {self.per_device_batch_size} per micro-batch x "
+            f"{self.gradient_accumulation_steps} accumulation); reference: "
+            f"{reference // self.num_generations} prompts x {self.num_generations} = {reference} "
+            f"({REFERENCE_DEVICES} GPUs x {REFERENCE_PER_DEVICE_BATCH} x {REFERENCE_ACCUMULATION})"
+        )
 
     @model_validator(mode="after")
     def _whole_groups(self) -> GRPOSection:
@@ -114,7 +150,11 @@ class GRPOSection(_Section):
 class RewardSection(_Section):
     iou_threshold: float = Field(DEFAULT_IOU_THRESHOLD, gt=0.0, le=1.0)
     min_chars: int = Field(DEFAULT_MIN_CHARS, ge=0)
-    reference_compat: bool = Field(False, description="OCT yes/no by substring, as the paper.")
+    reference_compat: bool = Field(
+        True,
+        description="Parse answers as the reference does (yes/no by substring, integer boxes "
+        "and its IoU, case-sensitive names); false: the stricter word rules.",
+    )
 
 
 class RunConfig(_Section):

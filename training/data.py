@@ -1,7 +1,10 @@
-"""The GRPO dataset: OCT, VLT and ICT samples in the RePIC prompt format, written as JSONL.
+"""The GRPO dataset: OCT, VLT and ICT samples, written as JSONL.
 
-Every prompt is built by :func:`model.prompt.build_repic_messages`, the same builder the service
-captions with: the concept's reference photo(s) as numbered demonstrations, the query image last.
+By default each row's prompt is RePIC's training prompt (:mod:`training.prompts`: no system
+message, all images first, one text part with the per-task suffix). With
+``prompt_style="inference"`` it is the prompt the service captions with instead
+(:func:`model.prompt.build_repic_messages`: the concept's reference photo(s) as interleaved,
+numbered demonstrations, the query image last).
 
 * OCT: one reference, a query that does (another photo or view of it) or does not (another
   concept, of the same category when there is one) contain the concept; labels are balanced.
@@ -31,10 +34,28 @@ from typing import Any
 from PIL import Image
 
 from model.images import NormalizedImage, normalize_image
-from model.prompt import Demo, ImagePart, RepicPrompt, bracket_name, build_repic_messages
+from model.prompt import (
+    Demo,
+    ImagePart,
+    RepicPrompt,
+    bracket_name,
+    build_repic_messages,
+    demo_text,
+)
 from training import composite
 from training.concepts import Concept, person_like_names, rename_in_text
 from training.preview import pick_preview_rows, render_preview
+from training.prompts import (
+    ICT_QUESTION,
+    OCT_QUESTION,
+    OCT_SUFFIX,
+    VLT_QUESTION,
+    VLT_SUFFIX,
+    PromptStyle,
+    TrainingTurn,
+    ict_suffix,
+    reference_turn,
+)
 from training.rewards import Task
 
 DATA_FILE = "train.jsonl"
@@ -61,6 +82,7 @@ class DataConfig:
     distractor_share: float = 0.5
     image_side: int = 448
     jpeg_quality: int = 85
+    prompt_style: PromptStyle = PromptStyle.REFERENCE
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -96,6 +118,8 @@ class Sample:
 
     task: Task
     prompt: RepicPrompt
+    turn: TrainingTurn
+    turn_images: tuple[NormalizedImage, ...]
     label: str | None = None
     bbox: list[int] | None = None
     names: list[str] | None = None
@@ -123,7 +147,7 @@ def build_dataset(concepts: Sequence[Concept], out_dir: Path, config: DataConfig
     with (out_dir / DATA_FILE).open("w", encoding="utf-8") as sink:
         for index, (task, positive) in enumerate(_schedule(config, rng)):
             sample = maker.make(task, positive)
-            row = _row(f"{task}-{index:05d}", sample, out_dir)
+            row = _row(f"{task}-{index:05d}", sample, out_dir, config.prompt_style)
             sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             rows.append(row)
     manifest = _manifest(rows, concepts, config, out_dir)
@@ -180,12 +204,14 @@ class _SampleMaker:
         else:
             negative = self._other_concept(concept, prefer_same_category=True)
             query = self._view(self._rng.choice(negative.images))
-        prompt = build_repic_messages(
-            [Demo(concept.name, concept.info, self._reference(demo_path))],
-            query,
-            instruction=OCT_INSTRUCTION.format(name=bracket_name(concept.name)),
+        demo = Demo(concept.name, concept.info, self._reference(demo_path))
+        name = bracket_name(concept.name)
+        prompt = build_repic_messages([demo], query, instruction=OCT_INSTRUCTION.format(name=name))
+        turn = reference_turn(
+            [demo_text(1, demo.name, demo.info)], 2, OCT_QUESTION.format(name=name), OCT_SUFFIX
         )
-        return Sample(Task.OCT, prompt, label="yes" if positive else "no")
+        label = "yes" if positive else "no"
+        return Sample(Task.OCT, prompt, turn, (demo.image, query), label=label)
 
     def _vlt(self) -> Sample:
         concept = self._rng.choice(self._concepts)
@@ -195,12 +221,15 @@ class _SampleMaker:
         canvas, placed = composite.paste_object(
             composite.cover(backdrop, size, self._rng), self._photo(object_path), self._rng
         )
-        prompt = build_repic_messages(
-            [Demo(concept.name, concept.info, self._reference(demo_path))],
-            self._encode(canvas),
-            instruction=VLT_INSTRUCTION.format(name=bracket_name(concept.name)),
+        demo = Demo(concept.name, concept.info, self._reference(demo_path))
+        query = self._encode(canvas)
+        name = bracket_name(concept.name)
+        prompt = build_repic_messages([demo], query, instruction=VLT_INSTRUCTION.format(name=name))
+        # The reference's box route takes one image: the query; the concept is known by its text.
+        turn = reference_turn(
+            [demo_text(1, demo.name, demo.info)], 1, VLT_QUESTION.format(name=name), VLT_SUFFIX
         )
-        return Sample(Task.VLT, prompt, bbox=placed.box)
+        return Sample(Task.VLT, prompt, turn, (query,), bbox=placed.box)
 
     def _ict_single(self) -> Sample:
         concept = self._rng.choice(self._concepts)
@@ -211,10 +240,8 @@ class _SampleMaker:
         names = dict(zip(shown, self._stand_in_names(len(shown)), strict=True))
         demos = [self._demo(c, names[c], demo_path if c is concept else None) for c in shown]
         self._rng.shuffle(demos)
-        prompt = build_repic_messages(
-            demos, self._view(other_path, always_crop=other_path == demo_path)
-        )
-        return Sample(Task.ICT, prompt, names=[names[concept]])
+        query = self._view(other_path, always_crop=other_path == demo_path)
+        return self._ict(demos, query, [names[concept]])
 
     def _ict_multi(self) -> Sample:
         k = self._rng.randint(2, self._config.max_collage)
@@ -229,7 +256,13 @@ class _SampleMaker:
         self._rng.shuffle(tiles)
         tile_side = max(4, self._config.image_side // 2 // composite.QWEN_UNIT)
         query = composite.collage(tiles, tile_side * composite.QWEN_UNIT, self._rng)
-        return Sample(Task.ICT, build_repic_messages(demos, self._encode(query)), names=names)
+        return self._ict(demos, self._encode(query), names)
+
+    def _ict(self, demos: list[Demo], query: NormalizedImage, names: list[str]) -> Sample:
+        lines = [demo_text(i, d.name, d.info) for i, d in enumerate(demos, start=1)]
+        turn = reference_turn(lines, len(demos) + 1, ICT_QUESTION, ict_suffix(self._rng))
+        images = (*(d.image for d in demos), query)
+        return Sample(Task.ICT, build_repic_messages(demos, query), turn, images, names=names)
 
     def _demo(self, concept: Concept, name: str, path: Path | None) -> Demo:
         info = rename_in_text(concept.info, concept.name, name)
@@ -285,19 +318,24 @@ class _SampleMaker:
         return NormalizedImage(data=buf.getvalue(), width=img.width, height=img.height)
 
 
-def _row(row_id: str, sample: Sample, out_dir: Path) -> dict[str, Any]:
-    images = [_store(img, out_dir) for img in sample.prompt.images]
-    user = [
-        {"type": "image"} if isinstance(part, ImagePart) else {"type": "text", "text": part.text}
-        for part in sample.prompt.parts
-    ]
+def _row(row_id: str, sample: Sample, out_dir: Path, style: PromptStyle) -> dict[str, Any]:
+    if style is PromptStyle.REFERENCE:
+        images = [_store(img, out_dir) for img in sample.turn_images]
+        prompt = sample.turn.messages()
+    else:
+        images = [_store(img, out_dir) for img in sample.prompt.images]
+        user = [
+            {"type": "image"} if isinstance(p, ImagePart) else {"type": "text", "text": p.text}
+            for p in sample.prompt.parts
+        ]
+        prompt = [
+            {"role": "system", "content": [{"type": "text", "text": sample.prompt.system}]},
+            {"role": "user", "content": user},
+        ]
     return {
         "id": row_id,
         "task": str(sample.task),
-        "prompt": [
-            {"role": "system", "content": [{"type": "text", "text": sample.prompt.system}]},
-            {"role": "user", "content": user},
-        ],
+        "prompt": prompt,
         "images": images,
         "label": sample.label,
         "bbox": sample.bbox,

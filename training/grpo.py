@@ -1,7 +1,10 @@
-"""GRPO post-training of a Qwen2.5-VL policy with LoRA on its language model (TRL).
+"""GRPO post-training of a Qwen2.5-VL policy with LoRA outside its vision tower (TRL).
 
-The vision tower stays frozen: LoRA adapters go only on the language model's linear layers and
-PEFT freezes everything else, which :func:`train_grpo` checks before the first step. Each reward
+The vision tower stays frozen: by default LoRA adapters go on every linear layer whose name
+does not contain ``visual``, as the reference trainer chooses them, except ``lm_head``: TRL's
+GRPO trainer computes log-probabilities from ``lm_head.weight`` directly and refuses an adapter
+there ("the adapter would never be trained"). PEFT freezes everything else, which
+:func:`train_grpo` checks before the first step. Each reward
 kind (OCT, VLT, ICT) is its own reward function returning ``None`` on the other kinds' rows, so
 TRL logs ``rewards/<kind>_reward/mean`` over that kind's rows only; :class:`RewardLog` writes
 those to the console and to ``rewards.csv``; TensorBoard gets every logged scalar.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 from peft import LoraConfig
 from PIL import Image
+from torch import nn
 from transformers import (
     AutoProcessor,
     Qwen2_5_VLForConditionalGeneration,
@@ -29,11 +34,11 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
+from transformers.image_utils import SizeDict
 from trl.trainer.grpo_config import GRPOConfig
 from trl.trainer.grpo_trainer import GRPOTrainer
 from trl.trainer.utils import get_callable_name
 
-from model.vlm.messages import set_pixel_budget
 from training.config import RunConfig
 from training.data import read_rows
 from training.rewards import RewardFunc, Task, reward_functions
@@ -158,8 +163,12 @@ def train_grpo(config: RunConfig, *, rewards: Sequence[RewardFunc] | None = None
     processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         config.model.base, padding_side="left"
     )
-    set_pixel_budget(processor, config.model.max_pixels)
+    processor.image_processor.size = SizeDict(
+        shortest_edge=config.model.min_pixels, longest_edge=config.model.max_pixels
+    )
     g = config.grpo
+    devices = int(os.environ.get("WORLD_SIZE", "1"))
+    logger.info("%s", g.step_summary(devices))
     args = GRPOConfig(
         output_dir=str(out),
         num_generations=g.num_generations,
@@ -174,6 +183,7 @@ def train_grpo(config: RunConfig, *, rewards: Sequence[RewardFunc] | None = None
         gradient_accumulation_steps=g.gradient_accumulation_steps,
         loss_type=g.loss_type,
         seed=g.seed,
+        data_seed=g.data_seed,
         bf16=g.bf16,
         activation_checkpointing=g.gradient_checkpointing,
         logging_steps=g.logging_steps,
@@ -186,7 +196,7 @@ def train_grpo(config: RunConfig, *, rewards: Sequence[RewardFunc] | None = None
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules,
+        target_modules=config.lora.target_modules or reference_lora_targets(model),
         task_type="CAUSAL_LM",
     )
     trainer = GRPOTrainer(
@@ -204,13 +214,27 @@ def train_grpo(config: RunConfig, *, rewards: Sequence[RewardFunc] | None = None
     return out
 
 
+def reference_lora_targets(model: nn.Module) -> list[str]:
+    """The reference trainer's LoRA targets, every linear layer outside the vision tower (name
+    without ``visual``), less ``lm_head``, which TRL cannot train (see the module docstring)."""
+    return sorted(
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and "visual" not in name
+        and "embed_tokens" not in name
+        and name != "lm_head"
+    )
+
+
 def check_only_language_model_trains(model: Any) -> None:
-    """Raise unless some parameters train and all of them are LoRA weights of the language model."""
+    """Raise unless some parameters train and all of them are LoRA weights outside the vision
+    tower."""
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    stray = [n for n in trainable if "lora_" not in n or "language_model" not in n]
+    stray = [n for n in trainable if "lora_" not in n or "visual" in n]
     if not trainable or stray:
         raise RuntimeError(
-            "LoRA must train only the language model's adapters; "
+            "LoRA must train only adapters outside the vision tower; "
             + (f"these would train too: {stray[:5]}" if stray else "nothing is trainable")
             + ". Check lora.target_modules against the model's module names."
         )

@@ -1,4 +1,4 @@
-"""RePIC's verifiable rewards, one per sample and each in [0, 1] (DESIGN.md §3).
+"""RePIC's verifiable rewards, one per sample and each in [0, 1].
 
 * OCT (object consistency): the answer's yes/no must equal the label.
 * VLT (visual localization): the first box in the answer must overlap the ground truth with
@@ -6,6 +6,14 @@
 * ICT (identity consistency): the answer must name the concept(s) as ``<name>``, be at least
   100 characters long, and must not contain a closing ``</name>`` tag (the policy learns to
   emit ``<bo></bo>`` to game a plain substring check).
+
+``reference_compat`` (the default of a run) parses answers exactly as the reference's training
+script: OCT takes the first ``yes``/``no`` substring; VLT the first ``[a, b, c, d]`` of
+non-negative integers, scored with its IoU formula (the intersection counts inclusive pixels,
+``x2 - 1``, the areas do not); ICT looks for ``<name>`` case-sensitively in the raw answer
+(length counted unstripped), and only a single-concept row is zeroed by ``</name>``. Without
+it the stricter rules above apply (whole words, decimal boxes, case-insensitive names,
+``</name>`` zeroes every row).
 
 The ``score_*`` functions judge one answer. ``oct_reward``/``vlt_reward``/``ict_reward`` are the
 TRL ``GRPOTrainer`` reward functions: they read the per-row dataset columns ``task``, ``label``,
@@ -33,6 +41,7 @@ _NUMBER = r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*"
 # The first bracketed run of exactly four numbers: a plain ``[x1, y1, x2, y2]`` and the value of
 # Qwen2.5-VL's ``{"bbox_2d": [...]}`` (fenced or not, alone or in a list) both match it.
 _BOX = re.compile(r"\[" + ",".join([_NUMBER] * 4) + r"\]")
+_REFERENCE_BOX = re.compile(r"\[(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\]")
 
 Box = tuple[float, float, float, float]
 RewardFunc = Callable[..., list[float | None]]
@@ -87,29 +96,65 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union
 
 
+def reference_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """The reference script's IoU: the intersection spans ``max(x1)..min(x2) - 1`` inclusive
+    (``+ 1`` pixels) when non-empty, the areas are ``(x2 - x1) * (y2 - y1)``, and the union is
+    at least 1."""
+    ix1, iy1 = max(a[0], b[0]), max(a[1], b[1])
+    ix2, iy2 = min(a[2] - 1, b[2] - 1), min(a[3] - 1, b[3] - 1)
+    inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
+    area_a = max(0, a[2] - a[0]) * max(0, a[3] - a[1])
+    area_b = max(0, b[2] - b[0]) * max(0, b[3] - b[1])
+    return float(inter) / float(max(1, area_a + area_b - inter))
+
+
 def score_vlt(
-    answer: str, target: Sequence[float], *, iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    answer: str,
+    target: Sequence[float],
+    *,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    reference_compat: bool = False,
 ) -> float:
     """1.0 when the answer's first box has IoU >= ``iou_threshold`` with ``target``, else 0.0."""
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}.")
     if len(target) != 4:
         raise ValueError(f"A VLT target box needs 4 numbers, got {list(target)!r}.")
+    if reference_compat:
+        found = _REFERENCE_BOX.search(answer)
+        if found is None:
+            return 0.0
+        integers = [int(v) for v in found.groups()]
+        return 1.0 if reference_iou(integers, target) >= iou_threshold else 0.0
     box = parse_first_box(answer)
     if box is None:
         return 0.0
     return 1.0 if box_iou(box, target) >= iou_threshold else 0.0
 
 
-def score_ict(answer: str, names: Sequence[str], *, min_chars: int = DEFAULT_MIN_CHARS) -> float:
+def score_ict(
+    answer: str,
+    names: Sequence[str],
+    *,
+    min_chars: int = DEFAULT_MIN_CHARS,
+    reference_compat: bool = False,
+) -> float:
     """Fraction of ``names`` the answer mentions as ``<name>`` (1.0 or 0.0 for a single name).
 
     Zero when the answer is shorter than ``min_chars`` characters (stripped) or closes any of the
     names with a ``</name>`` tag. Names match case-insensitively, with or without brackets given.
+    ``reference_compat``: see the module docstring.
     """
-    wanted = list(dict.fromkeys(bracket_name(n).lower() for n in names))
-    if not wanted:
+    if not names:
         raise ValueError("An ICT sample needs at least one ground-truth name.")
+    if reference_compat:
+        tags = [bracket_name(n) for n in names]
+        if len(answer) < min_chars:
+            return 0.0
+        if len(tags) == 1 and "</" + tags[0][1:] in answer:
+            return 0.0
+        return sum(tag in answer for tag in tags) / len(tags)
+    wanted = list(dict.fromkeys(bracket_name(n).lower() for n in names))
     text = answer.strip().lower()
     if len(text) < min_chars:
         return 0.0
@@ -154,11 +199,20 @@ def oct_reward(
 
 
 def vlt_reward(
-    completions: Sequence[Any], *, iou_threshold: float = DEFAULT_IOU_THRESHOLD, **kwargs: Any
+    completions: Sequence[Any],
+    *,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    reference_compat: bool = False,
+    **kwargs: Any,
 ) -> list[float | None]:
     """TRL reward for VLT rows (column ``bbox``); ``None`` for other rows."""
     return [
-        score_vlt(completion_text(c), bbox, iou_threshold=iou_threshold)
+        score_vlt(
+            completion_text(c),
+            bbox,
+            iou_threshold=iou_threshold,
+            reference_compat=reference_compat,
+        )
         if task == Task.VLT
         else None
         for c, task, bbox in _rows(completions, kwargs, "bbox")
@@ -166,11 +220,17 @@ def vlt_reward(
 
 
 def ict_reward(
-    completions: Sequence[Any], *, min_chars: int = DEFAULT_MIN_CHARS, **kwargs: Any
+    completions: Sequence[Any],
+    *,
+    min_chars: int = DEFAULT_MIN_CHARS,
+    reference_compat: bool = False,
+    **kwargs: Any,
 ) -> list[float | None]:
     """TRL reward for ICT rows (column ``names``); ``None`` for other rows."""
     return [
-        score_ict(completion_text(c), names, min_chars=min_chars) if task == Task.ICT else None
+        score_ict(completion_text(c), names, min_chars=min_chars, reference_compat=reference_compat)
+        if task == Task.ICT
+        else None
         for c, task, names in _rows(completions, kwargs, "names")
     ]
 
@@ -179,13 +239,16 @@ def reward_functions(
     *,
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
     min_chars: int = DEFAULT_MIN_CHARS,
-    reference_compat: bool = False,
+    reference_compat: bool = True,
 ) -> list[RewardFunc]:
-    """The three rewards configured for a run; partials keep their names for TRL's logs."""
+    """The three rewards configured for a run; partials keep their names for TRL's logs.
+
+    ``reference_compat`` (default, as a run's) parses answers as the reference script does."""
+    compat = reference_compat
     return [
-        functools.partial(oct_reward, reference_compat=reference_compat),
-        functools.partial(vlt_reward, iou_threshold=iou_threshold),
-        functools.partial(ict_reward, min_chars=min_chars),
+        functools.partial(oct_reward, reference_compat=compat),
+        functools.partial(vlt_reward, iou_threshold=iou_threshold, reference_compat=compat),
+        functools.partial(ict_reward, min_chars=min_chars, reference_compat=compat),
     ]
 
 

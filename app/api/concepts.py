@@ -60,13 +60,24 @@ async def create_concept(
     images: Annotated[list[UploadFile], File(description="1-10 reference photos")],
     info: Annotated[str, Form(max_length=INFO_MAX)] = "",
     category: Annotated[str | None, Form(max_length=CATEGORY_MAX)] = None,
+    display_name: Annotated[
+        str | None,
+        Form(max_length=66, description="Shown to the model instead of the name, e.g. `Iron Man`"),
+    ] = None,
 ) -> ConceptPublic:
     """Register a concept with its reference photos (`<bo>` and `bo` are the same name)."""
     _check_count(runtime, images)
     normalized = await _read_images(runtime, images)
     service = ConceptService(runtime)
     concept = await runtime.run(
-        lambda: service.create(user.id, name=name, info=info, category=category, images=normalized)
+        lambda: service.create(
+            user.id,
+            name=name,
+            info=info,
+            category=category,
+            images=normalized,
+            display_name=display_name,
+        )
     )
     return ConceptPublic.model_validate(concept)
 

@@ -126,6 +126,7 @@ def _import_one(
                 info=concept.info,
                 category=concept.category,
                 images=images,
+                display_name=concept.display_name,
             )
             return "created", len(created.images)
         fresh = [img for img in images if img.sha256 not in known]

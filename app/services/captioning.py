@@ -134,7 +134,9 @@ class CaptionService:
                     headers={"Retry-After": "30"},
                 ) from exc
             image = NormalizedImage(data=data, width=m.image.width, height=m.image.height)
-            demos.append(Demo(name=m.concept.name, info=m.concept.info, image=image))
+            # The model is shown the display name, as RePIC's retriever shows `name`.
+            shown = m.concept.display_name or m.concept.name
+            demos.append(Demo(name=shown, info=m.concept.info, image=image))
         cfg = self.rt.settings.vlm
         return build_repic_messages(
             demos,
@@ -154,14 +156,18 @@ class CaptionService:
             self.rt.metrics.count_vlm_error(exc.kind)
             raise _vlm_problem(exc, self.rt.vlm.model_name) from exc
 
-    def _concept_names(self, user_id: int) -> list[tuple[int, str]]:
+    def _concept_names(self, user_id: int) -> list[tuple[int, str, str | None]]:
         with self.rt.sessions() as session:
             return ConceptRepository(session).names(user_id)
 
 
-def _mentioned(caption: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    by_key = {name.casefold(): (cid, name) for cid, name in names}
-    found = find_mentions(caption, [ConceptName(name) for _, name in names])
+def _mentioned(caption: str, names: list[tuple[int, str, str | None]]) -> list[tuple[int, str]]:
+    """The concepts ``caption`` names, by name or display name (robust matcher)."""
+    by_key = {name.casefold(): (cid, name) for cid, name, _ in names}
+    found = find_mentions(
+        caption,
+        [ConceptName(name, (display,) if display else ()) for _, name, display in names],
+    )
     seen: dict[int, tuple[int, str]] = {}
     for mention in found:
         hit = by_key.get(mention.name.casefold())

@@ -80,8 +80,10 @@ class ConceptService:
         info: str,
         category: str | None,
         images: Sequence[NormalizedImage],
+        display_name: str | None = None,
     ) -> Concept:
         clean = _valid_name(name)
+        shown = _valid_display_name(display_name, clean)
         unique = _unique(images)
         vectors, embedder_id = self._embed(unique)
         written = self._write_blobs(unique)
@@ -96,6 +98,7 @@ class ConceptService:
                     name_key=name_key(clean),
                     info=info,
                     category=category or None,
+                    display_name=shown,
                 )
                 rows = [
                     repo.add_image(concept, _new_image(img, key, vec, embedder_id))
@@ -124,6 +127,8 @@ class ConceptService:
                     if other is not None and other.id != concept.id:
                         raise _name_taken(clean)
                     concept.name, concept.name_key = clean, name_key(clean)
+                if "display_name" in patch.model_fields_set:
+                    concept.display_name = _valid_display_name(patch.display_name, concept.name)
                 if patch.info is not None:
                     concept.info = patch.info
                 if "category" in patch.model_fields_set:
@@ -257,6 +262,14 @@ def _new_image(
         embedding=vector,
         embedder_id=embedder_id,
     )
+
+
+def _valid_display_name(raw: str | None, name: str) -> str | None:
+    """A display name follows the rules of a name; empty or equal to ``name`` means none."""
+    if raw is None or not raw.strip():
+        return None
+    shown = _valid_name(raw)
+    return None if shown == name else shown
 
 
 def _name_taken(name: str) -> ProblemError:

@@ -171,6 +171,11 @@ def build_tiny_qwen25vl(out_dir: Path, *, seed: int = 0) -> Path:
     return out_dir
 
 
+def tiny_qwen25vl_config() -> Qwen2_5_VLConfig:
+    """The tiny model's configuration, for building it in memory without writing files."""
+    return Qwen2_5_VLConfig(**_model_config())
+
+
 def _model_config() -> dict[str, Any]:
     # The layout transformers >= 4.53 writes: the language model's fields live in
     # ``text_config`` only. (The Hub's older files repeat them at the top level, which
@@ -200,7 +205,7 @@ def _model_config() -> dict[str, Any]:
 
 
 def _generation_config() -> dict[str, Any]:
-    # Greedy with the Qwen2.5-VL repetition penalty, as in the RePIC paper (DESIGN.md §3).
+    # Greedy with the Qwen2.5-VL repetition penalty, as in the RePIC paper.
     return {
         "bos_token_id": ENDOFTEXT_ID,
         "pad_token_id": ENDOFTEXT_ID,

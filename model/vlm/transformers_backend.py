@@ -2,7 +2,10 @@
 
 Meant for development, tests and single-user deployments; a served model (vLLM) batches many
 requests and is the production path. The model loads lazily on first use (or on :meth:`load`),
-on CUDA in bfloat16 when a GPU is visible, else on the CPU in float32.
+on CUDA in bfloat16 when a GPU is visible, else on the CPU in float32. With ``adapter``, a PEFT
+LoRA adapter (a folder or Hub id, e.g. the output of ``repic train grpo``) is applied on top of
+the base model, unmerged: the weights the paper's numbers were measured with, rather than a
+merged checkpoint.
 """
 
 from __future__ import annotations
@@ -73,12 +76,14 @@ class TransformersBackend:
         repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         timeout_s: float | None = None,
+        adapter: str | None = None,
     ) -> None:
         if repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be positive, got {repetition_penalty}")
         if max_pixels < 4 * 28 * 28:
             raise ValueError(f"max_pixels must be at least {4 * 28 * 28}, got {max_pixels}")
         self.model_name = model
+        self.adapter = adapter
         self._repetition_penalty = repetition_penalty
         self._max_pixels = max_pixels
         self._timeout_s = timeout_s
@@ -131,7 +136,8 @@ class TransformersBackend:
         """Ready once loaded; the detail names the state, device and any load error."""
         loaded = self._loaded
         if self._state is LoadState.LOADED and loaded is not None:
-            detail = f"{self.model_name} loaded on {loaded.device} ({loaded.dtype})"
+            adapted = f" with adapter {self.adapter}" if self.adapter else ""
+            detail = f"{self.model_name}{adapted} loaded on {loaded.device} ({loaded.dtype})"
             return Readiness(ready=True, detail=detail)
         if self._state is LoadState.FAILED:
             return Readiness(ready=False, detail=f"failed: {self._error}")
@@ -176,6 +182,10 @@ class TransformersBackend:
         model: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             self.model_name, dtype=dtype
         )
+        if self.adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter)
         model.to(device).eval()
         return _Loaded(model=model, processor=processor, device=device, dtype=dtype)
 
@@ -213,12 +223,19 @@ class TransformersBackend:
             text = loaded.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
             return Generation(
                 text=text,
-                model=self.model_name,
+                model=self.adapter or self.model_name,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=int(new_tokens.numel()),
             )
 
     def _unavailable_message(self, exc: Exception) -> str:
+        if self.adapter is not None:
+            return (
+                f"Cannot load Qwen2.5-VL {self.model_name!r} with the LoRA adapter "
+                f"{self.adapter!r} ({type(exc).__name__}: {exc}). The adapter folder needs "
+                "adapter_config.json and adapter_model.safetensors (as `repic train grpo` "
+                "writes them) and must have been trained on this base model."
+            )
         return (
             f"Cannot load the Qwen2.5-VL checkpoint {self.model_name!r} "
             f"({type(exc).__name__}: {exc}). Without Hub access, provide it offline: download it "
