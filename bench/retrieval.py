@@ -24,7 +24,8 @@ from PIL import Image
 from bench.markdown import cpu_model, write_section
 from model.embedder import ClipEmbedder
 from model.tiny.clip import build_tiny_clip, write_vit_b32_sized_config
-from store.index import ConceptIndex, UserVectors, configure_faiss
+from store.index import ConceptIndex, UserVectors
+from store.vector_table import configure_faiss
 
 DIM = 768
 TOP_K = 4

@@ -53,9 +53,7 @@ class QueryPhoto:
         return encode_rgb(img)
 
 
-def working_fraction(
-    width: int, height: int, *, vlm_max_pixels: int, clip_min_side: int
-) -> float:
+def working_fraction(width: int, height: int, *, vlm_max_pixels: int, clip_min_side: int) -> float:
     """The linear scale that still serves the VLM budget and crops of ``clip_min_side``."""
     vlm = math.sqrt(vlm_max_pixels / (width * height))
     clip = clip_min_side / min(width, height)

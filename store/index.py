@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +70,6 @@ class Hit:
     image_id: int
     concept_id: int
     score: float
-
-
-@dataclass(frozen=True)
-class RetrievedConcept:
-    """A concept chosen for a caption: its best-matching image, score and query region."""
-
-    concept_id: int
-    image_id: int
-    score: float
-    region_index: int
 
 
 @dataclass(frozen=True)
@@ -404,46 +394,3 @@ class ConceptIndex:
         # and a restart meanwhile rebuilds from the database.
         entry.epoch = None
         log.warning("index files of user %s not written (%s); serving from memory", user_id, exc)
-
-def configure_faiss(*, dim: int, threads: int = 1) -> None:
-    """Process-wide FAISS settings for per-user flat search; call once at start-up.
-
-    ``threads``: one query is bound by memory bandwidth and gains little from more threads,
-    while concurrent requests on the app's thread pool, each starting a team of OpenMP threads,
-    oversubscribe the cores. One thread per search is right for a server.
-
-    BLAS from three queries on: below its threshold FAISS streams all vectors once *per query*,
-    so the usual six query crops read a user's index six times. Its BLAS path reads it once, at
-    about three single scans' cost for one to six queries (``bench/retrieval.py``), so it is
-    used from three queries up and a single query keeps the one-scan path.
-    """
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    faiss.omp_set_num_threads(threads)
-    faiss.cvar.distance_compute_blas_threshold = 3 * dim  # compared with n_queries * dim
-
-
-def merge_region_hits(
-    per_region_hits: Sequence[Sequence[Hit]], *, top_k: int, min_score: float
-) -> list[RetrievedConcept]:
-    """Merge the hits of all query regions into at most ``top_k`` distinct concepts.
-
-    All hits are ranked by score (ties keep region order, then rank within the region), each
-    concept keeps its best hit, hits below ``min_score`` are dropped, and the first ``top_k``
-    concepts remain. Region 0 is the whole image, so it wins ties against crops.
-    """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    ranked = sorted(
-        ((hit, region) for region, hits in enumerate(per_region_hits) for hit in hits),
-        key=lambda pair: -pair[0].score,
-    )
-    chosen: dict[int, RetrievedConcept] = {}
-    for hit, region in ranked:
-        if hit.score < min_score or len(chosen) == top_k:
-            break
-        if hit.concept_id not in chosen:
-            chosen[hit.concept_id] = RetrievedConcept(
-                hit.concept_id, hit.image_id, hit.score, region
-            )
-    return list(chosen.values())

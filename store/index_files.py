@@ -224,7 +224,7 @@ class IndexFiles:
             rest = data[start : start + length]
             if len(rest) != length or hashlib.sha256(rest).digest() != digest:
                 break  # torn tail
-            expected_version = (stored.records[-1].version if stored.records else stored.version)
+            expected_version = stored.records[-1].version if stored.records else stored.version
             if version != expected_version + 1 or op not in (_ADD, _REMOVE):
                 break
             payload = rest[13:]

@@ -243,7 +243,9 @@ class ConceptRepository:
             or 0
         )
 
-    def images_needing_derivatives(self, prompt_max_pixels: int, *, after_id: int, limit: int) -> Sequence[ConceptImage]:
+    def images_needing_derivatives(
+        self, prompt_max_pixels: int, *, after_id: int, limit: int
+    ) -> Sequence[ConceptImage]:
         """Rows without derivatives, or with a demo image made for another budget."""
         return self.session.scalars(
             select(ConceptImage)

@@ -186,3 +186,21 @@ class VectorTable:
         # Best score first; equal scores in row order, as the exhaustive scan keeps them.
         order = np.lexsort((rows, -exact))[:k]
         return exact[order].astype(np.float32), rows[order]
+
+
+def configure_faiss(*, dim: int, threads: int = 1) -> None:
+    """Process-wide FAISS settings for per-user flat search; call once at start-up.
+
+    ``threads``: one query is bound by memory bandwidth and gains little from more threads,
+    while concurrent requests on the app's thread pool, each starting a team of OpenMP threads,
+    oversubscribe the cores. One thread per search is right for a server.
+
+    BLAS from three queries on: below its threshold FAISS streams all vectors once *per query*,
+    so the usual six query crops read a user's index six times. Its BLAS path reads it once, at
+    about three single scans' cost for one to six queries (``bench/retrieval.py``), so it is
+    used from three queries up and a single query keeps the one-scan path.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    faiss.omp_set_num_threads(threads)
+    faiss.cvar.distance_compute_blas_threshold = 3 * dim  # compared with n_queries * dim

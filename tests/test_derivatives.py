@@ -54,7 +54,10 @@ async def test_upload_stores_demo_image_and_thumbnail(app: FastAPI, alice: UserC
 
 
 async def test_caption_sends_the_stored_demo_image_without_decoding_the_photo(
-    app: FastAPI, alice: UserClient, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI,
+    alice: UserClient,
+    recorder: Recorder,  # noqa: F811 - fixture
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await create(alice, "bo", images.pattern(1, size=BIG))
     (row,) = rows(app)
@@ -88,9 +91,7 @@ async def test_thumbnail_endpoint_with_etag_and_304(app: FastAPI, alice: UserCli
     assert other.status_code == 200
 
 
-async def test_thumbnail_of_another_users_photo_is_404(
-    alice: UserClient, bob: UserClient
-) -> None:
+async def test_thumbnail_of_another_users_photo_is_404(alice: UserClient, bob: UserClient) -> None:
     concept = (await create(alice, "bo", images.pattern(1))).json()
     url = f"/concepts/{concept['id']}/images/{concept['images'][0]['id']}/thumbnail"
     assert (await bob.client.get(url)).status_code == 404
@@ -122,9 +123,7 @@ def test_derivatives_command_fills_rows_stored_before_them(
             user = UserRepository(session).by_name("alice")
             assert user is not None
             user_id = user.id
-        photo = normalize_image(
-            images.pattern(3, size=BIG), max_pixels=10**8, max_side=2048
-        )
+        photo = normalize_image(images.pattern(3, size=BIG), max_pixels=10**8, max_side=2048)
         ConceptService(runtime).create(user_id, name="bo", info="", category=None, images=[photo])
         with runtime.sessions() as session:
             made = session.scalars(select(ConceptImage)).one()

@@ -13,11 +13,10 @@ from store.index import (
     ConceptIndex,
     Hit,
     IndexEmbedderMismatch,
-    RetrievedConcept,
     UserVectors,
-    configure_faiss,
-    merge_region_hits,
 )
+from store.merge import RetrievedConcept, merge_region_hits
+from store.vector_table import configure_faiss
 
 DIM = 16
 EMBEDDER = "open_clip:test:sha256-0123"

@@ -26,10 +26,10 @@ def photo(seed: int, size: tuple[int, int], *, orientation: int | None = None) -
     rng = np.random.default_rng(seed)
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    channels = [
-        127 + 120 * np.sin(xx / w * rng.uniform(2, 9) + yy / h * rng.uniform(2, 9) + rng.uniform(0, 6))
-        for _ in range(3)
-    ]
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6)
+        channels.append(127 + 120 * np.sin(xx / w * fx + yy / h * fy + phase))
     arr = np.stack(channels, axis=-1).astype(np.uint8)
     for _ in range(6):
         x0, y0 = int(rng.integers(0, w * 3 // 4)), int(rng.integers(0, h * 3 // 4))
@@ -72,7 +72,9 @@ def test_exif_rotated_large_photo_is_upright_at_the_same_size() -> None:
     assert np.abs(old - new).mean() < 4.0
 
 
-def _concept_scores(embedder: ClipEmbedder, crops: list[Image.Image], refs: np.ndarray) -> np.ndarray:
+def _concept_scores(
+    embedder: ClipEmbedder, crops: list[Image.Image], refs: np.ndarray
+) -> np.ndarray:
     vectors = embedder.embed(crops)
     return np.asarray((vectors @ refs.T).max(axis=0))
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.problems import ProblemError

@@ -180,7 +180,9 @@ class CaptionService:
         ):
             data = self.rt.blobs.get(row.prompt_blob_key)
             return NormalizedImage(data=data, width=row.prompt_width, height=row.prompt_height)
-        log.warning("image %s has no demonstration image for this budget; run `repic derivatives`", row.id)
+        log.warning(
+            "image %s has no demonstration image for this budget; run `repic derivatives`", row.id
+        )
         return NormalizedImage(
             data=self.rt.blobs.get(row.blob_key), width=row.width, height=row.height
         )
@@ -193,6 +195,7 @@ class CaptionService:
         except VLMError as exc:
             self.rt.metrics.count_vlm_error(exc.kind)
             raise _vlm_problem(exc, self.rt.vlm.model_name) from exc
+
 
 def _mentioned(caption: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:
     by_key = {name.casefold(): (cid, name) for cid, name in names}

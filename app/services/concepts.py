@@ -316,9 +316,7 @@ def _new_image(
 
 
 def _keys(written: Sequence[tuple[str, StoredDerivatives]]) -> list[str]:
-    return [
-        key for main, d in written for key in (main, d.prompt_blob_key, d.thumb_blob_key)
-    ]
+    return [key for main, d in written for key in (main, d.prompt_blob_key, d.thumb_blob_key)]
 
 
 def _row_keys(row: ConceptImage) -> list[str]:

@@ -22,7 +22,7 @@ from model.regions import (
     propose_regions,
     scale_region,
 )
-from store.index import merge_region_hits
+from store.merge import merge_region_hits
 from store.models import Concept, ConceptImage
 from store.repositories import ConceptRepository, UserRepository, decode_embedding
 

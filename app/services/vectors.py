@@ -16,8 +16,9 @@ from app.problems import ProblemError
 from app.services.timings import Timings
 from app.settings import EmbedderSettings, IndexSettings
 from model.embedder import ClipEmbedder, EmbedderUnavailable
-from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors, configure_faiss
+from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
 from store.repositories import ConceptRepository, UserRepository, decode_embedding
+from store.vector_table import configure_faiss
 
 log = logging.getLogger(__name__)
 
