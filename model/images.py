@@ -24,6 +24,9 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 OUTPUT_MIME = "image/jpeg"
 _JPEG_QUALITY = 92
 _ORIENTATION = 0x0112
+#: Large downscales first shrink by an integer factor (box filter) to within this factor of the
+#: target, then resample: much less work, visually the same (Pillow's ``reducing_gap``).
+REDUCING_GAP = 3.0
 
 
 class ImageError(Exception):
@@ -109,7 +112,7 @@ def normalize_image(
     img, (width, height) = decode_upright(data, max_pixels=max_pixels, fraction=fraction)
     target = side_capped_size(width, height, max_side)
     if img.size != target:
-        img = img.resize(target, Image.Resampling.LANCZOS)
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     return encode_rgb(img)
 
 

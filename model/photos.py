@@ -21,6 +21,7 @@ from functools import cached_property
 from PIL import Image
 
 from model.images import (
+    REDUCING_GAP,
     NormalizedImage,
     budget_size,
     decode_upright,
@@ -80,7 +81,7 @@ def prepare_query(
         # At least the VLM's size in both sides: the scale is at least the VLM's scale.
         size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     if img.size != size:
-        img = img.resize(size, Image.Resampling.BICUBIC)
+        img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
     return QueryPhoto(img, width, height, vlm_max_pixels)
 
 
@@ -106,7 +107,9 @@ def make_derivatives(
     if size == (stored.width, stored.height):
         prompt = stored
     else:
-        prompt = encode_rgb(pixels.resize(size, Image.Resampling.BICUBIC))
+        prompt = encode_rgb(
+            pixels.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+        )
     thumb_size = side_capped_size(stored.width, stored.height, thumbnail_side)
     source = prompt.to_pil()
     thumbnail = encode_rgb(source.resize(thumb_size, Image.Resampling.LANCZOS, reducing_gap=2.0))

@@ -2,8 +2,9 @@
 
 Search is exact in what it returns. Below ``compressed_min`` vectors it is one exhaustive fp32
 scan (FAISS ``knn``: one pass over the rows for a batch of query crops from three queries up).
-From ``compressed_min`` on, an 8-bit scalar-quantised copy (a quarter of the bytes) is scanned
-first and the best candidates are re-scored with the fp32 rows. Every row remembers how far its
+From ``compressed_min`` on, one or two queries scan an 8-bit scalar-quantised copy (a quarter of
+the bytes) first and re-score the best candidates with the fp32 rows; a batch of crops keeps the
+one-pass fp32 scan. Every row remembers how far its
 code is from it (``err``), so ``|q.x - q.x'| <= |q| * err`` bounds the error of each approximate
 score; when the candidates cannot prove that no other row reaches the k-th exact score, every row
 whose bound does is re-scored too. The top-k is therefore the exact search's top-k (up to float
@@ -15,14 +16,30 @@ keeps the order of the remaining rows.
 
 from __future__ import annotations
 
+import threading
+
 import faiss
 import numpy as np
 
-#: Candidates re-scored exactly per query before the error bound is checked.
-RERANK = 2000
+#: Candidates re-scored exactly per query before the error bound is checked; when they cannot
+#: prove the top-k, a range pass fetches every row that can.
+RERANK = 256
 #: Slack for float rounding in both the approximate and the exact scores.
 _ROUNDING = 1e-4
 _DICT_ENTRY_BYTES = 100  # CPython dict slot + boxed int key and value, roughly
+_BATCH_EXACT = 3
+_scratch = threading.local()
+
+
+def _gather(vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vecs[rows]`` into a per-thread buffer: a fresh array per query costs page faults."""
+    buf: np.ndarray | None = getattr(_scratch, "buf", None)
+    if buf is None or buf.shape[0] < len(rows) or buf.shape[1] != vecs.shape[1]:
+        buf = np.empty((max(len(rows), RERANK), vecs.shape[1]), dtype=np.float32)
+        _scratch.buf = buf
+    out = buf[: len(rows)]
+    np.take(vecs, rows, axis=0, out=out)
+    return out
 
 
 class VectorTable:
@@ -157,7 +174,9 @@ class VectorTable:
         m = len(queries)
         if k == 0:
             return np.zeros((m, 0), dtype=np.float32), np.zeros((m, 0), dtype=np.int64)
-        if self._sq is None:
+        if self._sq is None or m >= _BATCH_EXACT:
+            # From three queries on, FAISS's BLAS path reads the fp32 rows once for all of them,
+            # which beats one scan of the codes per query.
             scores, pos = faiss.knn(queries, self.vectors, k, faiss.METRIC_INNER_PRODUCT)
             return scores, self._ids[pos]
         return self._search_compressed(queries, k)
@@ -182,7 +201,7 @@ class VectorTable:
         return out_scores, self._ids[out_pos]
 
     def _exact_top(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        exact = self._vecs[rows] @ q
+        exact = _gather(self._vecs, rows) @ q
         # Best score first; equal scores in row order, as the exhaustive scan keeps them.
         order = np.lexsort((rows, -exact))[:k]
         return exact[order].astype(np.float32), rows[order]

@@ -63,7 +63,7 @@ def assert_same_top_k(
 
 @pytest.mark.parametrize("make", [random_data, clustered_data, near_duplicate_data])
 def test_compressed_search_returns_the_exact_top_k(make, rng: np.random.Generator) -> None:
-    n = RERANK * 3  # more rows than one re-rank takes, so the error bound decides
+    n = RERANK * 12  # more rows than one re-rank takes, so the error bound decides
     x = make(rng, n)
     table = VectorTable(DIM, compressed_min=1000)
     table.add(np.arange(n), np.arange(n) // 4, x)
