@@ -1,9 +1,9 @@
 """Safe image intake: detect the format from the bytes, decode under a pixel cap, normalise.
 
-Every image that enters the service (concept references, caption and retrieval queries) goes
-through :func:`normalize_image`. The result is an upright RGB JPEG without any metadata (EXIF, GPS,
-ICC, XMP are dropped by re-encoding), plus its sha256, which names the stored blob and is the
-image's identity for the VLM's multimodal cache.
+Every image that enters the service is decoded by :func:`decode_upright`: concept references
+through :func:`normalize_image`, whose result is an upright RGB JPEG without any metadata (EXIF,
+GPS, ICC, XMP are dropped by re-encoding) plus its sha256, which names the stored blob and is the
+image's identity for the VLM's multimodal cache; queries through :mod:`model.photos`.
 """
 
 from __future__ import annotations
