@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -20,7 +22,19 @@ async def test_readyz_reports_the_database(anon: httpx.AsyncClient) -> None:
     resp = await anon.get("/readyz")
     body = resp.json()
     assert body["components"]["database"]["ready"] is True
-    assert "0001" in body["components"]["database"]["detail"]
+    assert head_revision() in body["components"]["database"]["detail"]
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    root = Path(__file__).parents[1]
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 async def test_readyz_when_database_is_gone(app: FastAPI, anon: httpx.AsyncClient) -> None:
