@@ -37,7 +37,9 @@ def normalize_uploads(
     images = []
     for filename, data in payloads:
         try:
-            images.append(normalize_image(data, max_pixels=max_pixels, max_side=max_side))
+            images.append(
+                normalize_image(data, max_pixels=max_pixels, max_side=max_side, keep_pixels=True)
+            )
         except ImageError as exc:
             raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc
     return images

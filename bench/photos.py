@@ -147,7 +147,10 @@ async def _ingest(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
     for data in photos[1:]:
         start = time.perf_counter()
         img = normalize_image(
-            data, max_pixels=settings.upload.max_pixels, max_side=settings.upload.store_max_side
+            data,
+            max_pixels=settings.upload.max_pixels,
+            max_side=settings.upload.store_max_side,
+            keep_pixels=True,
         )
         vectors.embed([img.to_pil()])
         blobs.put(img.data)

@@ -13,7 +13,7 @@ import io
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -94,7 +94,7 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def normalize_image(
-    data: bytes, *, max_pixels: int, max_side: int | None = None
+    data: bytes, *, max_pixels: int, max_side: int | None = None, keep_pixels: bool = False
 ) -> NormalizedImage:
     """Decode untrusted bytes and return an upright, metadata-free RGB JPEG.
 
@@ -103,7 +103,9 @@ def normalize_image(
     ``max_pixels`` (checked from the header, before any pixel is decoded, so decompression bombs
     cost nothing) and :class:`InvalidImage` (422) for empty, truncated or corrupt files.
     ``max_side`` downscales the result so its longer side is at most that many pixels; a JPEG is
-    then decoded at a reduced scale (never below that size) and resized once.
+    then decoded at a reduced scale (never below that size) and resized once. ``keep_pixels``
+    keeps the decoded pixels on the result for the next steps of the same request (embedding,
+    derivatives); leave it off for images that are cached, since pixels take far more memory.
     """
 
     def fraction(width: int, height: int) -> float:
@@ -113,7 +115,8 @@ def normalize_image(
     target = side_capped_size(width, height, max_side)
     if img.size != target:
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-    return encode_rgb(img)
+    encoded = encode_rgb(img)
+    return encoded if keep_pixels else replace(encoded, pixels=None)
 
 
 def decode_upright(

@@ -92,6 +92,7 @@ def import_concepts(
                             file.read_bytes(),
                             max_pixels=limits.max_pixels,
                             max_side=limits.store_max_side,
+                            keep_pixels=True,
                         )
                     )
                 except (OSError, ImageError) as exc:
