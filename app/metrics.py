@@ -94,6 +94,18 @@ class Metrics:
             "Per-user FAISS indexes loaded in this process.",
             registry=self.registry,
         )
+        self.index_cache_bytes = Gauge(
+            "repic_index_cache_bytes",
+            "Bytes held by the per-user indexes loaded in this process (capped by "
+            "REPIC_INDEX__CACHE_MAX_BYTES).",
+            registry=self.registry,
+        )
+        self.index_evictions = Counter(
+            "repic_index_evictions",
+            "Per-user indexes dropped from memory to stay under the cache cap.",
+            registry=self.registry,
+        )
+        self._evictions_seen = 0
         # Series that exist from the start read 0 instead of missing in dashboards and alerts.
         for stage in STAGES:
             self.stage_seconds.labels(stage=stage)
@@ -123,6 +135,16 @@ class Metrics:
     def set_index_size(self, vectors: int, loaded_users: int) -> None:
         self.index_vectors.set(vectors)
         self.index_loaded_users.set(loaded_users)
+
+    def observe_index(
+        self, *, vectors: int, loaded_users: int, bytes_held: int, evictions: int
+    ) -> None:
+        """Publish the index cache's state; ``evictions`` is the cumulative count."""
+        self.set_index_size(vectors, loaded_users)
+        self.index_cache_bytes.set(bytes_held)
+        if evictions > self._evictions_seen:
+            self.index_evictions.inc(evictions - self._evictions_seen)
+            self._evictions_seen = evictions
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for a ``GET /metrics`` response."""

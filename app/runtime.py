@@ -92,7 +92,9 @@ def build_runtime(
         engine=engine,
         sessions=sessions,
         blobs=BlobStore(settings.blob_dir),
-        vectors=VectorStore(settings.embedder, settings.index_dir, sessions, metrics),
+        vectors=VectorStore(
+            settings.embedder, settings.index_dir, sessions, metrics, settings.index
+        ),
         vlm=vlm or build_vlm(settings.vlm),
         metrics=metrics,
         detector=detector,

@@ -38,6 +38,9 @@ class UploadSettings(BaseModel):
         description="Stored reference images are downscaled so their longer side is at most this.",
     )
     max_images_per_concept: int = Field(10, ge=1, le=100, description="Images per concept.")
+    thumbnail_side: int = Field(
+        256, ge=32, le=1024, description="Longer side of the thumbnail made for each photo."
+    )
 
 
 class EmbedderSettings(BaseModel):
@@ -75,6 +78,21 @@ class RetrievalSettings(BaseModel):
         ge=-1.0,
         le=1.0,
         description="Cosine-similarity floor below which a retrieved concept is dropped.",
+    )
+
+
+class IndexSettings(BaseModel):
+    cache_max_bytes: int = Field(
+        1 << 30,
+        ge=0,
+        description="Memory cap of the loaded per-user indexes, bytes; least recently used "
+        "users are dropped first (and reloaded from their files when needed).",
+    )
+    compressed_min_vectors: int = Field(
+        20_000,
+        ge=1,
+        description="From this many vectors a user's search scans 8-bit codes first and "
+        "re-scores candidates in fp32 (same results as exact search, less memory traffic).",
     )
 
 
@@ -162,6 +180,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
     vlm: VLMSettings = Field(default_factory=VLMSettings)
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from fastapi import UploadFile
 
 from app.problems import ProblemError
 from model.images import ImageError, NormalizedImage, normalize_image
+from model.photos import QueryPhoto, prepare_query
 
 _CHUNK = 1 << 20
 
@@ -36,7 +37,24 @@ def normalize_uploads(
     images = []
     for filename, data in payloads:
         try:
-            images.append(normalize_image(data, max_pixels=max_pixels, max_side=max_side))
+            images.append(
+                normalize_image(data, max_pixels=max_pixels, max_side=max_side, keep_pixels=True)
+            )
         except ImageError as exc:
             raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc
     return images
+
+
+def decode_query(
+    filename: str, data: bytes, *, max_pixels: int, vlm_max_pixels: int, clip_min_side: int
+) -> QueryPhoto:
+    """Decode a query photo once into what retrieval and the prompt need (or a problem)."""
+    try:
+        return prepare_query(
+            data,
+            max_pixels=max_pixels,
+            vlm_max_pixels=vlm_max_pixels,
+            clip_min_side=clip_min_side,
+        )
+    except ImageError as exc:
+        raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc

@@ -231,6 +231,13 @@ class ClipEmbedder:
         with self._lock:
             return int(self._resolve_locked().model_cfg["embed_dim"])
 
+    @property
+    def input_size(self) -> int:
+        """Side of the square input of the vision tower (from the config, no weights loaded)."""
+        with self._lock:
+            size = self._resolve_locked().model_cfg["vision_cfg"]["image_size"]
+        return int(size) if isinstance(size, int) else int(max(size))
+
     def readiness(self) -> EmbedderReadiness:
         """Whether the weights are loaded, not yet loaded, or failed to load (and why)."""
         if self._visual is not None:

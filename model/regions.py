@@ -9,13 +9,16 @@ as the user's concept categories.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 Box = tuple[int, int, int, int]
 
@@ -39,16 +42,17 @@ def _keep(regions: list[Region], region: Region) -> None:
 
 
 def propose_regions(
-    img: Image.Image, *, grids: Sequence[int] = (2,), center: bool = True
+    img: Image.Image | tuple[int, int], *, grids: Sequence[int] = (2,), center: bool = True
 ) -> list[Region]:
     """Whole image first, then an ``n x n`` tiling for each ``n`` in ``grids``, then the centre.
 
-    The centre crop spans the middle half of each side. Empty or repeated boxes (tiny images,
+    ``img`` is the image or just its ``(width, height)``: boxes are in those coordinates. The
+    centre crop spans the middle half of each side. Empty or repeated boxes (tiny images,
     ``n = 1``) are left out, so every returned region is a distinct, non-empty crop.
     """
     if any(n < 1 for n in grids):
         raise ValueError(f"grid sizes must be at least 1, got {list(grids)}")
-    width, height = img.size
+    width, height = img.size if isinstance(img, Image.Image) else img
     regions: list[Region] = []
     _keep(regions, Region((0, 0, width, height), "whole"))
     for n in grids:
@@ -64,9 +68,26 @@ def propose_regions(
     return regions
 
 
-def crop(img: Image.Image, region: Region) -> Image.Image:
-    """The pixels of ``region`` as a new image."""
-    return img.crop(region.box)
+def crop(img: Image.Image, region: Region, full_size: tuple[int, int] | None = None) -> Image.Image:
+    """The pixels of ``region`` as a new image.
+
+    ``full_size`` is the size the box refers to when ``img`` is a downscaled copy of that image
+    (the box is scaled onto ``img``, never to less than one pixel).
+    """
+    if full_size is None or full_size == img.size:
+        return img.crop(region.box)
+    sx, sy = img.width / full_size[0], img.height / full_size[1]
+    x0, y0, x1, y1 = region.box
+    left, top = math.floor(x0 * sx), math.floor(y0 * sy)
+    right = min(img.width, max(left + 1, math.ceil(x1 * sx)))
+    bottom = min(img.height, max(top + 1, math.ceil(y1 * sy)))
+    return img.crop((left, top, right, bottom))
+
+
+def scale_region(region: Region, factor: float) -> Region:
+    """``region`` with its box multiplied by ``factor`` (boxes found on a scaled copy)."""
+    x0, y0, x1, y1 = (round(v * factor) for v in region.box)
+    return Region((x0, y0, x1, y1), region.label)
 
 
 class Owlv2Proposer:
@@ -96,7 +117,7 @@ class Owlv2Proposer:
         self.max_regions = max_regions
         self.nms_iou = nms_iou
         self.min_side = min_side
-        self._device = torch.device(device)
+        self._device = device
         self._lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
@@ -130,6 +151,8 @@ class Owlv2Proposer:
         texts = list(dict.fromkeys(q.strip() for q in queries if q.strip()))
         if not texts:
             return []
+        import torch
+
         self.load()
         rgb = img.convert("RGB")
         width, height = rgb.size
@@ -154,6 +177,7 @@ class Owlv2Proposer:
         width: int,
         height: int,
     ) -> list[Region]:
+        import torch
         from torchvision.ops import nms
 
         limits = torch.tensor([width, height, width, height], dtype=boxes.dtype)

@@ -1,41 +1,48 @@
-"""Per-user exact FAISS search over concept image vectors, rebuilt from the database when in doubt.
+"""Per-user exact search over concept image vectors, rebuilt from the database when in doubt.
 
-Each user has an own ``IndexIDMap2(IndexFlatIP(d))``: exact inner product over L2-normalised
-vectors (cosine similarity), keyed by image id, with a map from image to concept beside it. One
-user's search never touches another user's index object.
+Each user has an own :class:`~store.vector_table.VectorTable` (fp32 rows keyed by image id, with
+an SQ8 first pass from a size threshold on, always returning the exact top-k). One user's search
+never touches another user's rows.
 
 Crash consistency. The database is the source of truth: every vector is stored there with the id of
 the embedder that produced it, and every change to a user's vectors increments that user's version
-in the same transaction. The files under ``index_dir`` are only a start-up cache:
+in the same transaction. The files under ``index_dir`` (:mod:`store.index_files`: a checksummed
+base plus an append-only log) are only a cache:
 
-* ``user_<id>.faiss`` holds the serialised index and ``user_<id>.json`` the version, embedder id,
-  image->concept map and the sha256 of the ``.faiss`` bytes. Both are written to a temporary file
-  and renamed into place, the JSON last; a torn pair fails the hash check.
 * A cached index is used only while its version equals the database's. Any other state (no file, a
   torn or foreign file, a crash between a commit and the index update, another process that changed
   the user) rebuilds from the loader, so nothing is lost or kept that the database does not hold.
 * :meth:`ConceptIndex.add` and :meth:`ConceptIndex.remove` are called after the commit that set
   ``new_version``; they update in place only when the index is exactly one version behind,
-  otherwise they rebuild (which then already contains the change).
+  otherwise they rebuild (which then already contains the change). An in-place change appends one
+  log record (O(changed rows)); the base is rewritten only when the log outgrows it.
+* Files that cannot be written (read-only or full disk) are logged and the index is served from
+  memory; the next change tries again with a full base.
+
+Memory. Loaded indexes sit in an LRU cache capped in bytes; the least recently used users are
+dropped first (their files stay, and a later request reloads them). Per-user calls are serialised
+by one of a fixed set of striped locks, so the lock table does not grow with the user count.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-_FORMAT = 1
+from store.index_files import IndexFiles, LogRecord, StoredIndex
+from store.vector_table import VectorTable
+
 log = logging.getLogger(__name__)
+_LOCK_STRIPES = 64
+#: The log is folded into a new base once it is larger than the base and this floor.
+_COMPACT_MIN_BYTES = 1 << 20
 
 
 class IndexEmbedderMismatch(RuntimeError):
@@ -66,21 +73,25 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class RetrievedConcept:
-    """A concept chosen for a caption: its best-matching image, score and query region."""
+class IndexStats:
+    """What the cache holds now, and how many users it has dropped since start."""
 
-    concept_id: int
-    image_id: int
-    score: float
-    region_index: int
+    loaded_users: int
+    vectors: int
+    bytes_held: int
+    evictions: int
 
 
 @dataclass
 class _UserIndex:
     version: int
     embedder_id: str
-    index: faiss.IndexIDMap2
-    concept_of: dict[int, int]
+    table: VectorTable
+    #: Epoch and sizes of the files as this process last wrote or read them; ``None`` when
+    #: unknown (never written, or the last write failed), which forces a full base next time.
+    epoch: str | None = None
+    base_bytes: int = 0
+    log_bytes: int = 0
 
 
 def _unique_ids(image_ids: np.ndarray) -> np.ndarray:
@@ -106,23 +117,14 @@ def _rows(
     return ids, concepts, vecs
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ConceptIndex:
-    """Per-user FAISS indexes kept in memory and on disk, always matching the database version.
+    """Per-user indexes kept in memory (LRU, capped in bytes) and on disk, always matching the
+    database version.
 
     ``loader(user_id)`` returns the user's :class:`UserVectors`; ``db_version(user_id)`` returns
-    the user's current version cheaply (0 for a user without vectors). Calls for one user are
-    serialised by a lock of that user; different users never wait on each other.
+    the user's current version cheaply (0 for a user without vectors). ``cache_max_bytes`` caps
+    the memory of loaded indexes (the index in use is kept even when it alone is larger);
+    ``compressed_min_vectors`` is the size from which a user's search starts with the SQ8 scan.
     """
 
     def __init__(
@@ -134,31 +136,46 @@ class ConceptIndex:
         embedder_id: str,
         dim: int,
         search_threads: int = 1,
+        cache_max_bytes: int = 1 << 30,
+        compressed_min_vectors: int = 20_000,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be at least 1, got {dim}")
+        if cache_max_bytes < 0:
+            raise ValueError(f"cache_max_bytes must be at least 0, got {cache_max_bytes}")
+        if compressed_min_vectors < 1:
+            raise ValueError(
+                f"compressed_min_vectors must be at least 1, got {compressed_min_vectors}"
+            )
         self.index_dir = index_dir
         self.embedder_id = embedder_id
         self.dim = dim
         self.search_threads = search_threads
+        self.cache_max_bytes = cache_max_bytes
+        self.compressed_min_vectors = compressed_min_vectors
         self._loader = loader
         self._db_version = db_version
-        self._users: dict[int, _UserIndex] = {}
-        self._locks: dict[int, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._files = IndexFiles(index_dir, dim)
+        self._users: OrderedDict[int, _UserIndex] = OrderedDict()
+        self._bytes: dict[int, int] = {}
+        self._held = 0
+        self._evictions = 0
+        self._guard = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         index_dir.mkdir(parents=True, exist_ok=True)
 
     def _lock(self, user_id: int) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(user_id, threading.Lock())
+        return self._stripes[hash(user_id) % _LOCK_STRIPES]
 
-    def _paths(self, user_id: int) -> tuple[Path, Path]:
-        stem = self.index_dir / f"user_{int(user_id)}"
-        return stem.with_suffix(".faiss"), stem.with_suffix(".json")
+    # -- public operations ------------------------------------------------------------------
 
-    def search(self, user_id: int, queries: np.ndarray, k: int) -> list[list[Hit]]:
-        """Top-``k`` hits of ``user_id``'s images for each query row, best first.
+    def search(
+        self, user_id: int, queries: np.ndarray, k: int, *, version: int | None = None
+    ) -> list[list[Hit]]:
+        """Exact top-``k`` hits of ``user_id``'s images for each query row, best first.
 
+        All query rows (the crops of one photo) are answered in one call. ``version`` is the
+        database version when the caller already read it (else ``db_version`` is asked).
         Raises :class:`IndexEmbedderMismatch` when the user's vectors come from another embedder.
         """
         if k < 1:
@@ -166,7 +183,8 @@ class ConceptIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise ValueError(f"queries must have shape (m, {self.dim}), got {q.shape}")
-        version = self._db_version(user_id)
+        if version is None:
+            version = self._db_version(user_id)
         # OpenMP's thread count belongs to the calling thread: requests arrive on worker
         # threads, where a process-wide call made at start-up does not apply.
         faiss.omp_set_num_threads(self.search_threads)
@@ -177,14 +195,16 @@ class ConceptIndex:
                     f"user {user_id}'s vectors were computed by {entry.embedder_id}, but the "
                     f"service embeds with {self.embedder_id}; run `repic reindex`."
                 )
-            n = entry.index.ntotal
-            if n == 0:
+            table = entry.table
+            if table.n == 0:
                 return [[] for _ in range(len(q))]
-            scores, ids = entry.index.search(q, min(k, n))
-            concept_of = entry.concept_of
+            scores, ids = table.search(q, k)
+            concepts = np.asarray(
+                [[table.concept_of(int(i)) for i in row] for row in ids], dtype=np.int64
+            ).reshape(ids.shape)
         return [
-            [Hit(int(i), concept_of[int(i)], float(s)) for s, i in zip(row_s, row_i, strict=True)]
-            for row_s, row_i in zip(scores, ids, strict=True)
+            [Hit(int(i), int(c), float(s)) for s, i, c in zip(rs, ri, rc, strict=True)]
+            for rs, ri, rc in zip(scores, ids, concepts, strict=True)
         ]
 
     def add(
@@ -202,11 +222,10 @@ class ConceptIndex:
             if entry is None:
                 self._rebuild(user_id)
                 return
-            entry.index.remove_ids(faiss.IDSelectorBatch(ids))
-            entry.index.add_with_ids(vecs, ids)
-            entry.concept_of.update(zip(ids.tolist(), concepts.tolist(), strict=True))
+            entry.table.add(ids, concepts, vecs)
             entry.version = new_version
-            self._save(user_id, entry)
+            self._persist_change(user_id, entry, LogRecord(new_version, ids, concepts, vecs))
+            self._remember(user_id, entry)
 
     def remove(self, user_id: int, image_ids: np.ndarray, new_version: int) -> None:
         """Remove images after the database commit that set ``new_version``."""
@@ -216,28 +235,63 @@ class ConceptIndex:
             if entry is None:
                 self._rebuild(user_id)
                 return
-            entry.index.remove_ids(faiss.IDSelectorBatch(ids))
-            for image_id in ids.tolist():
-                entry.concept_of.pop(image_id, None)
+            entry.table.remove(ids)
             entry.version = new_version
-            self._save(user_id, entry)
+            self._persist_change(user_id, entry, LogRecord(new_version, ids))
+            self._remember(user_id, entry)
 
     def forget(self, user_id: int) -> None:
         """Drop a user's index from memory and disk (after the user is deleted)."""
         with self._lock(user_id):
-            self._users.pop(user_id, None)
-            for path in self._paths(user_id):
-                path.unlink(missing_ok=True)
+            self._drop(user_id)
+            self._files.remove(user_id)
 
     def size(self, user_id: int) -> int:
         """Number of vectors in the user's index, synced to the database version first."""
         version = self._db_version(user_id)
         with self._lock(user_id):
-            return int(self._synced(user_id, version).index.ntotal)
+            return self._synced(user_id, version).table.n
+
+    def stats(self) -> IndexStats:
+        """Loaded users, vectors and bytes held now; evictions since start."""
+        with self._guard:
+            vectors = sum(entry.table.n for entry in self._users.values())
+            return IndexStats(len(self._users), vectors, self._held, self._evictions)
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _get(self, user_id: int) -> _UserIndex | None:
+        with self._guard:
+            entry = self._users.get(user_id)
+            if entry is not None:
+                self._users.move_to_end(user_id)
+            return entry
+
+    def _remember(self, user_id: int, entry: _UserIndex) -> None:
+        """Put or refresh ``entry`` as most recently used, then evict down to the cap."""
+        size = entry.table.nbytes
+        with self._guard:
+            self._users[user_id] = entry
+            self._users.move_to_end(user_id)
+            self._held += size - self._bytes.get(user_id, 0)
+            self._bytes[user_id] = size
+            while self._held > self.cache_max_bytes and len(self._users) > 1:
+                victim, _ = self._users.popitem(last=False)
+                self._held -= self._bytes.pop(victim)
+                self._evictions += 1
+
+    def _drop(self, user_id: int) -> None:
+        with self._guard:
+            if self._users.pop(user_id, None) is not None:
+                self._held -= self._bytes.pop(user_id)
+
+    # -- sync -------------------------------------------------------------------------------
 
     def _in_place_target(self, user_id: int, new_version: int) -> _UserIndex | None:
         """The cached index if it is exactly the state the committed change was applied to."""
-        entry = self._cached(user_id)
+        entry = self._get(user_id)
+        if entry is None:
+            entry = self._read(user_id)
         if (
             entry is None
             or entry.version != new_version - 1
@@ -246,123 +300,97 @@ class ConceptIndex:
             return None
         return entry
 
-    def _cached(self, user_id: int) -> _UserIndex | None:
-        entry = self._users.get(user_id)
-        if entry is None:
-            entry = self._read(user_id)
-            if entry is not None:
-                self._users[user_id] = entry
-        return entry
-
     def _synced(self, user_id: int, version: int) -> _UserIndex:
-        entry = self._users.get(user_id)
+        entry = self._get(user_id)
         if entry is not None and entry.version == version:
             return entry
         entry = self._read(user_id)
         if entry is not None and entry.version == version:
-            self._users[user_id] = entry
+            self._remember(user_id, entry)
             return entry
         return self._rebuild(user_id)
+
+    def _new_table(self, ids: np.ndarray, concepts: np.ndarray, vecs: np.ndarray) -> VectorTable:
+        table = VectorTable(self.dim, compressed_min=self.compressed_min_vectors)
+        table.add(ids, concepts, vecs)
+        return table
 
     def _rebuild(self, user_id: int) -> _UserIndex:
         snapshot = self._loader(user_id)
         ids, concepts, vecs = _rows(
             self.dim, snapshot.image_ids, snapshot.concept_ids, snapshot.vectors
         )
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        index.add_with_ids(vecs, ids)
         # An empty user can take vectors from whichever embedder is current.
         embedder_id = snapshot.embedder_id if len(ids) else self.embedder_id
-        entry = _UserIndex(
-            snapshot.version,
-            embedder_id,
-            index,
-            dict(zip(ids.tolist(), concepts.tolist(), strict=True)),
-        )
+        entry = _UserIndex(snapshot.version, embedder_id, self._new_table(ids, concepts, vecs))
         log.info(
             "rebuilt index of user %s: %d vectors, version %d", user_id, len(ids), entry.version
         )
-        self._users[user_id] = entry
-        self._save(user_id, entry)
+        self._write_base(user_id, entry)
+        self._remember(user_id, entry)
         return entry
 
-    def _save(self, user_id: int, entry: _UserIndex) -> None:
-        faiss_path, meta_path = self._paths(user_id)
-        data = faiss.serialize_index(entry.index).tobytes()
-        ids = list(entry.concept_of)
-        meta = {
-            "format": _FORMAT,
-            "version": entry.version,
-            "embedder_id": entry.embedder_id,
-            "dim": self.dim,
-            "faiss_sha256": hashlib.sha256(data).hexdigest(),
-            "image_ids": ids,
-            "concept_ids": [entry.concept_of[i] for i in ids],
-        }
-        _write_atomically(faiss_path, data)
-        _write_atomically(meta_path, json.dumps(meta, separators=(",", ":")).encode())
-
     def _read(self, user_id: int) -> _UserIndex | None:
-        faiss_path, meta_path = self._paths(user_id)
+        stored = self._files.read(user_id)
+        if stored is None:
+            return None
         try:
-            meta = json.loads(meta_path.read_bytes())
-            data = faiss_path.read_bytes()
-        except (OSError, ValueError):
+            return self._from_stored(stored)
+        except ValueError as exc:
+            log.warning("index files of user %s cannot be used (%s); rebuilding", user_id, exc)
             return None
-        if (
-            meta.get("format") != _FORMAT
-            or meta.get("dim") != self.dim
-            or meta.get("faiss_sha256") != hashlib.sha256(data).hexdigest()
-        ):
-            log.warning("ignoring stale or torn index files of user %s", user_id)
-            return None
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        concept_of = dict(zip(meta["image_ids"], meta["concept_ids"], strict=True))
-        if not isinstance(index, faiss.IndexIDMap2) or index.ntotal != len(concept_of):
-            return None
-        embedder_id = str(meta["embedder_id"]) if concept_of else self.embedder_id
-        return _UserIndex(int(meta["version"]), embedder_id, index, concept_of)
 
+    def _from_stored(self, stored: StoredIndex) -> _UserIndex:
+        table = self._new_table(stored.image_ids, stored.concept_ids, stored.vectors)
+        for record in stored.records:
+            if record.is_add:
+                assert record.concept_ids is not None and record.vectors is not None
+                ids, concepts, vecs = _rows(
+                    self.dim, record.image_ids, record.concept_ids, record.vectors
+                )
+                table.add(ids, concepts, vecs)
+            else:
+                table.remove(_unique_ids(record.image_ids))
+        version = stored.records[-1].version if stored.records else stored.version
+        embedder_id = stored.embedder_id if table.n else self.embedder_id
+        return _UserIndex(
+            version, embedder_id, table, stored.epoch, stored.base_bytes, stored.log_bytes
+        )
 
-def configure_faiss(*, dim: int, threads: int = 1) -> None:
-    """Process-wide FAISS settings for per-user flat search; call once at start-up.
+    # -- persistence ------------------------------------------------------------------------
 
-    ``threads``: one query is bound by memory bandwidth and gains little from more threads,
-    while concurrent requests on the app's thread pool, each starting a team of OpenMP threads,
-    oversubscribe the cores. One thread per search is right for a server.
+    def _persist_change(self, user_id: int, entry: _UserIndex, record: LogRecord) -> None:
+        """Append the change to the log, or write a new base when the log is due for it."""
+        if entry.epoch is None or entry.log_bytes > max(entry.base_bytes, _COMPACT_MIN_BYTES):
+            self._write_base(user_id, entry)
+            return
+        try:
+            size = self._files.append(user_id, entry.log_bytes, record)
+        except OSError as exc:
+            self._unsaved(user_id, entry, exc)
+            return
+        if size is None:
+            self._write_base(user_id, entry)
+        else:
+            entry.log_bytes = size
 
-    BLAS from three queries on: below its threshold FAISS streams all vectors once *per query*,
-    so the usual six query crops read a user's index six times. Its BLAS path reads it once, at
-    about three single scans' cost for one to six queries (``bench/retrieval.py``), so it is
-    used from three queries up and a single query keeps the one-scan path.
-    """
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    faiss.omp_set_num_threads(threads)
-    faiss.cvar.distance_compute_blas_threshold = 3 * dim  # compared with n_queries * dim
-
-
-def merge_region_hits(
-    per_region_hits: Sequence[Sequence[Hit]], *, top_k: int, min_score: float
-) -> list[RetrievedConcept]:
-    """Merge the hits of all query regions into at most ``top_k`` distinct concepts.
-
-    All hits are ranked by score (ties keep region order, then rank within the region), each
-    concept keeps its best hit, hits below ``min_score`` are dropped, and the first ``top_k``
-    concepts remain. Region 0 is the whole image, so it wins ties against crops.
-    """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    ranked = sorted(
-        ((hit, region) for region, hits in enumerate(per_region_hits) for hit in hits),
-        key=lambda pair: -pair[0].score,
-    )
-    chosen: dict[int, RetrievedConcept] = {}
-    for hit, region in ranked:
-        if hit.score < min_score or len(chosen) == top_k:
-            break
-        if hit.concept_id not in chosen:
-            chosen[hit.concept_id] = RetrievedConcept(
-                hit.concept_id, hit.image_id, hit.score, region
+    def _write_base(self, user_id: int, entry: _UserIndex) -> None:
+        table = entry.table
+        try:
+            entry.epoch, entry.base_bytes, entry.log_bytes = self._files.write_base(
+                user_id,
+                version=entry.version,
+                embedder_id=entry.embedder_id,
+                image_ids=table.ids,
+                concept_ids=table.concepts,
+                vectors=table.vectors,
             )
-    return list(chosen.values())
+        except OSError as exc:
+            self._unsaved(user_id, entry, exc)
+
+    @staticmethod
+    def _unsaved(user_id: int, entry: _UserIndex, exc: OSError) -> None:
+        # Memory stays right (it follows the database); the files catch up at the next change,
+        # and a restart meanwhile rebuilds from the database.
+        entry.epoch = None
+        log.warning("index files of user %s not written (%s); serving from memory", user_id, exc)

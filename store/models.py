@@ -123,5 +123,13 @@ class ConceptImage(Base):
     embedding_dim: Mapped[int | None] = mapped_column(Integer, default=None)
     embedder_id: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Derivatives made at upload (content-addressed blobs like the photo itself): the
+    #: demonstration image within ``prompt_max_pixels`` (the photo's own key when it fits) and
+    #: the thumbnail. NULL for rows stored before they existed, until `repic derivatives`.
+    prompt_blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
+    prompt_width: Mapped[int | None] = mapped_column(Integer, default=None)
+    prompt_height: Mapped[int | None] = mapped_column(Integer, default=None)
+    prompt_max_pixels: Mapped[int | None] = mapped_column(Integer, default=None)
+    thumb_blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
 
     concept: Mapped[Concept] = relationship(back_populates="images")

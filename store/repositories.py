@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, raiseload
 
 from store.models import ApiKey, Concept, ConceptImage, User
 
@@ -24,6 +24,26 @@ class NewImage:
     blob_key: str
     embedding: np.ndarray | None = None
     embedder_id: str | None = None
+    derivatives: StoredDerivatives | None = None
+
+
+@dataclass(frozen=True)
+class StoredDerivatives:
+    """Blob keys of a photo's demonstration image (with its size and budget) and thumbnail."""
+
+    prompt_blob_key: str
+    prompt_width: int
+    prompt_height: int
+    prompt_max_pixels: int
+    thumb_blob_key: str
+
+    def apply(self, row: ConceptImage) -> None:
+        """Write these keys onto an image row."""
+        row.prompt_blob_key = self.prompt_blob_key
+        row.prompt_width = self.prompt_width
+        row.prompt_height = self.prompt_height
+        row.prompt_max_pixels = self.prompt_max_pixels
+        row.thumb_blob_key = self.thumb_blob_key
 
 
 class UserRepository:
@@ -102,11 +122,17 @@ class ConceptRepository:
             select(Concept).where(Concept.id == concept_id, Concept.user_id == user_id)
         )
 
-    def get_many(self, user_id: int, concept_ids: Sequence[int]) -> list[Concept]:
-        """The user's concepts among ``concept_ids``, in the order asked; others left out."""
-        rows = self.session.scalars(
-            select(Concept).where(Concept.user_id == user_id, Concept.id.in_(concept_ids))
-        ).all()
+    def get_many(
+        self, user_id: int, concept_ids: Sequence[int], *, with_images: bool = True
+    ) -> list[Concept]:
+        """The user's concepts among ``concept_ids``, in the order asked; others left out.
+
+        ``with_images=False`` skips loading the image rows (and their vectors).
+        """
+        query = select(Concept).where(Concept.user_id == user_id, Concept.id.in_(concept_ids))
+        if not with_images:
+            query = query.options(raiseload(Concept.images))
+        rows = self.session.scalars(query).all()
         by_id = {c.id: c for c in rows}
         return [by_id[i] for i in concept_ids if i in by_id]
 
@@ -134,6 +160,15 @@ class ConceptRepository:
         return self.session.scalars(
             select(Concept).where(Concept.user_id == user_id).order_by(Concept.id)
         ).all()
+
+    def categories(self, user_id: int) -> list[str]:
+        """Each concept's category (its name when it has none), for detector text queries."""
+        rows = self.session.execute(
+            select(Concept.category, Concept.name)
+            .where(Concept.user_id == user_id)
+            .order_by(Concept.id)
+        ).all()
+        return [str(r[0] or r[1]) for r in rows]
 
     def names(self, user_id: int) -> list[tuple[int, str, str | None]]:
         """(id, name, display name) of every concept of the user, without images or vectors."""
@@ -182,6 +217,8 @@ class ConceptRepository:
             embedding_dim=None if vec is None else int(vec.shape[-1]),
             embedder_id=image.embedder_id,
         )
+        if image.derivatives is not None:
+            image.derivatives.apply(row)
         concept.images.append(row)
         self.session.flush()
         return row
@@ -197,22 +234,46 @@ class ConceptRepository:
         )
 
     def images_by_ids(self, user_id: int, image_ids: Sequence[int]) -> dict[int, ConceptImage]:
-        """The user's images among ``image_ids``, keyed by id."""
+        """The user's images among ``image_ids``, keyed by id (their vectors are not loaded)."""
         rows = self.session.scalars(
-            select(ConceptImage).where(
-                ConceptImage.user_id == user_id, ConceptImage.id.in_(image_ids)
-            )
+            select(ConceptImage)
+            .where(ConceptImage.user_id == user_id, ConceptImage.id.in_(image_ids))
+            .options(defer(ConceptImage.embedding))
         ).all()
         return {r.id: r for r in rows}
 
-    def blob_references(self, sha256: str) -> int:
-        """How many image rows, of any user, point at the blob of this digest."""
+    def blob_key_references(self, blob_key: str) -> int:
+        """How many image rows, of any user, use this blob as photo, demo image or thumbnail."""
         return (
             self.session.scalar(
-                select(func.count()).select_from(ConceptImage).where(ConceptImage.sha256 == sha256)
+                select(func.count())
+                .select_from(ConceptImage)
+                .where(
+                    (ConceptImage.blob_key == blob_key)
+                    | (ConceptImage.prompt_blob_key == blob_key)
+                    | (ConceptImage.thumb_blob_key == blob_key)
+                )
             )
             or 0
         )
+
+    def images_needing_derivatives(
+        self, prompt_max_pixels: int, *, after_id: int, limit: int
+    ) -> Sequence[ConceptImage]:
+        """Rows without derivatives, or with a demo image made for another budget."""
+        return self.session.scalars(
+            select(ConceptImage)
+            .where(
+                ConceptImage.id > after_id,
+                (ConceptImage.thumb_blob_key.is_(None))
+                | (ConceptImage.prompt_blob_key.is_(None))
+                | (ConceptImage.prompt_max_pixels.is_(None))
+                | (ConceptImage.prompt_max_pixels != prompt_max_pixels),
+            )
+            .options(defer(ConceptImage.embedding))
+            .order_by(ConceptImage.id)
+            .limit(limit)
+        ).all()
 
     def vectors_of_user(self, user_id: int) -> Sequence[ConceptImage]:
         """Every image row of the user, in id order (the index is rebuilt from these)."""

@@ -13,11 +13,10 @@ from store.index import (
     ConceptIndex,
     Hit,
     IndexEmbedderMismatch,
-    RetrievedConcept,
     UserVectors,
-    configure_faiss,
-    merge_region_hits,
 )
+from store.merge import RetrievedConcept, merge_region_hits
+from store.vector_table import configure_faiss
 
 DIM = 16
 EMBEDDER = "open_clip:test:sha256-0123"
@@ -201,7 +200,7 @@ def test_deleted_files_are_rebuilt_with_identical_results(
     loads = db.loads
     assert make_index(tmp_path, db).search(1, vectors, k=4) == before
     assert db.loads == loads + 1
-    assert {p.name for p in tmp_path.iterdir()} == {"user_1.faiss", "user_1.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"user_1.idx", "user_1.log"}
 
 
 def test_crash_between_commit_and_index_update_is_healed(
@@ -243,7 +242,7 @@ def test_torn_files_are_ignored(tmp_path: Path, rng: np.random.Generator) -> Non
     db = FakeDb()
     vectors = seeded(db, rng, 1, 20, 0)
     before = make_index(tmp_path, db).search(1, vectors, k=2)
-    faiss_file = tmp_path / "user_1.faiss"
+    faiss_file = tmp_path / "user_1.idx"
     faiss_file.write_bytes(faiss_file.read_bytes()[:-40])
     loads = db.loads
     assert make_index(tmp_path, db).search(1, vectors, k=2) == before
@@ -258,7 +257,7 @@ def test_users_never_see_each_other(tmp_path: Path, rng: np.random.Generator) ->
     assert all(i < 100 for row in ids_of(index.search(1, bob, k=10)) for i in row)
     assert all(i >= 100 for row in ids_of(index.search(2, alice, k=10)) for i in row)
     index.forget(2)
-    assert not (tmp_path / "user_2.faiss").exists()
+    assert not (tmp_path / "user_2.idx").exists()
     assert index.size(1) == 10
 
 
@@ -331,7 +330,7 @@ def test_vectors_of_another_embedder_are_refused(tmp_path: Path, rng: np.random.
 def test_empty_user_files_take_the_new_embedder(tmp_path: Path, rng: np.random.Generator) -> None:
     db = FakeDb()
     assert make_index(tmp_path, db, "open_clip:old").search(1, unit(rng, 1), k=1) == [[]]
-    assert (tmp_path / "user_1.json").exists()
+    assert (tmp_path / "user_1.idx").exists()
     index = make_index(tmp_path, db, EMBEDDER)
     assert index.search(1, unit(rng, 1), k=1) == [[]]
     new = unit(rng, 1)

@@ -173,13 +173,13 @@ async def test_index_survives_restart_and_rebuilds_from_database(
         await create(alice, name, images.pattern(seed * 7))
     before = (await retrieve(alice, images.pattern(7), top_k=4)).json()["data"]
     index_dir = settings.index_dir
-    assert list(index_dir.glob("user_*.faiss"))
+    assert list(index_dir.glob("user_*.idx"))
 
     assert await retrieve_after_restart(settings, alice, 7, top_k=4) == before  # saved files
     for f in index_dir.iterdir():
         f.unlink()
     assert await retrieve_after_restart(settings, alice, 7, top_k=4) == before  # rebuilt
-    assert list(index_dir.glob("user_*.faiss"))
+    assert list(index_dir.glob("user_*.idx"))
 
 
 async def test_crash_between_commit_and_index_write_is_repaired(

@@ -19,8 +19,8 @@ from app.schemas import (
 from app.services.captioning import CaptionRequest, CaptionService
 from app.services.retrieval import RetrievalService
 from app.services.timings import Timings
-from app.uploads import normalize_uploads, read_upload
-from model.images import NormalizedImage
+from app.uploads import decode_query, read_upload
+from model.photos import QueryPhoto
 from model.prompt import PromptStyle
 
 retrieve_router = APIRouter(prefix="/retrieve", tags=["retrieval"])
@@ -34,17 +34,19 @@ MinScore = Annotated[
 QueryImage = Annotated[UploadFile, File(description="The photo to caption (JPEG/PNG/WebP/GIF/BMP)")]
 
 
-async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> NormalizedImage:
+async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> QueryPhoto:
     limits = runtime.settings.upload
     data = await read_upload(upload, limits.max_bytes)
+    clip_min_side = RetrievalService(runtime).clip_min_side()
     with timings.stage("decode"):
-        images = await runtime.run(
-            normalize_uploads,
-            [(upload.filename or "", data)],
+        return await runtime.run(
+            decode_query,
+            upload.filename or "",
+            data,
             max_pixels=limits.max_pixels,
-            max_side=None,
+            vlm_max_pixels=runtime.settings.vlm.max_pixels,
+            clip_min_side=clip_min_side,
         )
-    return images[0]
 
 
 @retrieve_router.post(

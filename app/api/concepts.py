@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile, status
 
 from app.deps import CurrentUser, RuntimeDep
 from app.problems import ProblemError, problem_responses
@@ -162,6 +162,37 @@ async def get_concept_image(
         media_type=stored.mime,
         headers={"ETag": f'"{stored.sha256}"', "Cache-Control": "private, max-age=86400"},
     )
+
+
+@router.get(
+    "/{concept_id}/images/{image_id}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "A small JPEG made at upload"},
+        304: {"description": "The thumbnail named in If-None-Match is still current"},
+        **_AUTH,
+    },
+)
+async def get_concept_image_thumbnail(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    concept_id: int,
+    image_id: int,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists."""
+    stored = await runtime.run(ConceptService(runtime).thumbnail, user.id, concept_id, image_id)
+    etag = f'"{stored.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(stored.data, media_type=stored.mime, headers=headers)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (``*`` matches anything)."""
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
 
 
 @router.delete(

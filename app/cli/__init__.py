@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli.accounts import db_cli, keys_cli, users_cli
-from app.cli.data import caption, concepts_cli, reindex
+from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
 
 cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
@@ -16,6 +16,7 @@ cli.add_typer(concepts_cli, name="concepts")
 cli.add_typer(dev_cli, name="dev")
 cli.command("reindex")(reindex)
 cli.command("caption")(caption)
+cli.command("derivatives")(derivatives)
 
 
 def _mount_optional() -> None:

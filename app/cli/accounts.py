@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.problems import ProblemError
-from app.services.users import UserService
-from app.settings import Settings
-from store.db import make_engine, make_session_factory
+if TYPE_CHECKING:
+    from app.problems import ProblemError
+    from app.services.users import UserService
+
+# The database layer and FastAPI (for ProblemError) load inside the commands, so that `repic
+# --help` starts at once.
 
 users_cli = typer.Typer(no_args_is_help=True, help="Users and their first API key.")
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -20,6 +24,10 @@ err = Console(stderr=True)
 
 
 def _users() -> UserService:
+    from app.services.users import UserService
+    from app.settings import Settings
+    from store.db import make_engine, make_session_factory
+
     settings = Settings()
     return UserService(make_session_factory(make_engine(settings.database_url)))
 
@@ -32,6 +40,8 @@ def _fail(exc: ProblemError) -> typer.Exit:
 @users_cli.command("create")
 def users_create(name: str) -> None:
     """Create a user and print its first API key (shown once)."""
+    from app.problems import ProblemError
+
     try:
         issued = _users().create_user(name)
     except ProblemError as exc:
@@ -52,6 +62,8 @@ def users_list() -> None:
 @keys_cli.command("create")
 def keys_create(user: str) -> None:
     """Print a new API key for USER (shown once)."""
+    from app.problems import ProblemError
+
     try:
         issued = _users().create_key(user)
     except ProblemError as exc:
@@ -63,6 +75,8 @@ def keys_create(user: str) -> None:
 @keys_cli.command("revoke")
 def keys_revoke(prefix: str) -> None:
     """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
+    from app.problems import ProblemError
+
     try:
         key = _users().revoke_key(prefix)
     except ProblemError as exc:
@@ -74,6 +88,7 @@ def keys_revoke(prefix: str) -> None:
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (run before the server starts)."""
     from app.migrate import upgrade
+    from app.settings import Settings
 
     upgrade(Settings().database_url, revision)
     err.print(f"database at revision {revision}")

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.names import InvalidName, name_key, normalize_name
-from app.problems import ProblemError
-from app.runtime import Runtime, build_runtime
-from app.services.captioning import CaptionRequest, CaptionService
-from app.services.concepts import ConceptService
-from app.services.timings import Timings
 from app.settings import Settings
-from model.concept_sources import ConceptSourceError, SourceConcept, load_concept_source
-from model.images import ImageError, NormalizedImage, normalize_image
-from store.db import transaction
-from store.repositories import ConceptRepository, UserRepository
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+    from app.services.concepts import ConceptService
+    from model.concept_sources import SourceConcept
+    from model.images import NormalizedImage
+
+# Heavy modules (torch, open_clip, the database layer) are imported inside the commands that
+# use them, so `repic --help` and the account commands start at once.
 
 concepts_cli = typer.Typer(no_args_is_help=True, help="Bulk work on concepts.")
 console = Console()
@@ -29,10 +28,14 @@ err = Console(stderr=True)
 
 
 def _runtime() -> Runtime:
+    from app.runtime import build_runtime
+
     return build_runtime(Settings())
 
 
 def _user_id(runtime: Runtime, name: str) -> int:
+    from store.repositories import UserRepository
+
     with runtime.sessions() as session:
         user = UserRepository(session).by_name(name)
     if user is None:
@@ -59,6 +62,10 @@ def import_concepts(
     user: Annotated[str, typer.Option(help="Owner of the imported concepts")],
 ) -> None:
     """Import concepts (idempotent); bad files are reported and skipped."""
+    from app.services.concepts import ConceptService
+    from model.concept_sources import ConceptSourceError, load_concept_source
+    from model.images import ImageError, normalize_image
+
     runtime = _runtime()
     owner = _user_id(runtime, user)
     try:
@@ -85,6 +92,7 @@ def import_concepts(
                             file.read_bytes(),
                             max_pixels=limits.max_pixels,
                             max_side=limits.store_max_side,
+                            keep_pixels=True,
                         )
                     )
                 except (OSError, ImageError) as exc:
@@ -109,6 +117,10 @@ def _import_one(
     concept: SourceConcept,
     images: list[NormalizedImage],
 ) -> tuple[str, int]:
+    from app.names import InvalidName, name_key, normalize_name
+    from app.problems import ProblemError
+    from store.repositories import ConceptRepository
+
     if not images:
         return "skipped: no usable image", 0
     try:
@@ -142,6 +154,10 @@ def reindex(
     batch: Annotated[int, typer.Option(min=1, max=512, help="Images per forward pass")] = 32,
 ) -> None:
     """Re-embed every image whose vector is missing or from another embedder."""
+    from model.images import normalize_image
+    from store.db import transaction
+    from store.repositories import ConceptRepository, UserRepository
+
     runtime = _runtime()
     vectors = runtime.vectors
     embedder_id = vectors.embedder_id
@@ -184,11 +200,23 @@ def caption(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
+    from app.problems import ProblemError
+    from app.services.captioning import CaptionRequest, CaptionService
+    from app.services.retrieval import RetrievalService
+    from app.services.timings import Timings
+    from model.images import ImageError
+    from model.photos import prepare_query
+
     runtime = _runtime()
     owner = _user_id(runtime, user)
     cfg = runtime.settings
     try:
-        query = normalize_image(image.read_bytes(), max_pixels=cfg.upload.max_pixels)
+        query = prepare_query(
+            image.read_bytes(),
+            max_pixels=cfg.upload.max_pixels,
+            vlm_max_pixels=cfg.vlm.max_pixels,
+            clip_min_side=RetrievalService(runtime).clip_min_side(),
+        )
     except ImageError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -219,3 +247,35 @@ def caption(
             console.print(result.caption, highlight=False)
 
     asyncio.run(run())
+
+
+def derivatives(
+    batch: Annotated[int, typer.Option(min=1, max=512, help="Images per transaction")] = 32,
+) -> None:
+    """Make the demonstration image and thumbnail of every photo that lacks them (or whose
+    demonstration image was made for another REPIC_VLM__DEMO_MAX_PIXELS)."""
+    from app.services.concepts import ConceptService
+    from model.images import NormalizedImage
+    from store.db import transaction
+    from store.repositories import ConceptRepository
+
+    runtime = _runtime()
+    service = ConceptService(runtime)
+    budget = runtime.settings.vlm.demo_max_pixels
+    done, last_id = 0, 0
+    with _progress() as progress:
+        task = progress.add_task("making derivatives", total=None)
+        while True:
+            with transaction(runtime.sessions) as session:
+                rows = ConceptRepository(session).images_needing_derivatives(
+                    budget, after_id=last_id, limit=batch
+                )
+                if not rows:
+                    break
+                for row in rows:
+                    photo = NormalizedImage(runtime.blobs.get(row.blob_key), row.width, row.height)
+                    service.store_derivatives(photo, row.blob_key).apply(row)
+                last_id = rows[-1].id
+            done += len(rows)
+            progress.advance(task, len(rows))
+    err.print(f"made derivatives of {done} images")

@@ -1,8 +1,14 @@
 """`POST /caption` as one pass: decode -> retrieve (or take the named concepts) -> RePIC
-prompt -> VLM -> which concepts the caption names. A caption request stores nothing."""
+prompt -> VLM -> which concepts the caption names. A caption request stores nothing.
+
+Everything before the VLM call (retrieval, the concept names for grounding, the prompt) runs in
+one worker-thread hand-off with one database session; demonstration images are the derivatives
+stored at upload, so no reference photo is decoded or re-encoded per caption.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -17,9 +23,11 @@ from app.services.timings import Timings
 from app.settings import Settings
 from model.grounding import ConceptName, find_mentions
 from model.images import NormalizedImage
+from model.photos import QueryPhoto
 from model.prompt import Demo, PromptStyle, RepicPrompt, build_repic_messages
 from model.vlm.base import Generation, VLMBadRequest, VLMError, VLMTimeout, VLMUnavailable
 from store.blobs import BlobError
+from store.models import ConceptImage
 from store.repositories import ConceptRepository
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,14 @@ class CaptionResult:
         )
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    used: list[Match]
+    names: list[tuple[int, str, str | None]]
+    prompt: RepicPrompt
+
+
+@functools.lru_cache(maxsize=4096)
 def cache_salt(user_id: int) -> str:
     """A per-user prefix-cache salt: one user's cached blocks never serve another's prompt."""
     return hashlib.sha256(f"repic-user:{user_id}".encode()).hexdigest()[:32]
@@ -94,37 +110,45 @@ class CaptionService:
         self.retrieval = RetrievalService(runtime)
 
     async def caption(
-        self, user_id: int, query: NormalizedImage, req: CaptionRequest, timings: Timings
+        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
     ) -> CaptionResult:
-        if req.concept_ids:
-            used = await self.rt.run(self.retrieval.named, user_id, req.concept_ids, query, timings)
-        else:
-            used = await self.rt.run(
-                lambda: self.retrieval.retrieve(
-                    user_id, query, top_k=req.top_k, min_score=req.min_score, timings=timings
-                )
-            )
-        with timings.stage("prompt"):
-            prompt = await self.rt.run(self._prompt, used, query, req)
+        prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
         with timings.stage("vlm"):
-            generation = await self._generate(prompt, req.max_tokens, user_id)
-        names = await self.rt.run(self._concept_names, user_id)
-        mentioned = _mentioned(generation.text, names)
+            generation = await self._generate(prepared.prompt, req.max_tokens, user_id)
         return CaptionResult(
             caption=generation.text,
-            used=used,
-            mentioned=mentioned,
+            used=prepared.used,
+            mentioned=_mentioned(generation.text, prepared.names),
             model=generation.model,
             timings_ms=timings.ms,
         )
 
-    def _prompt(
-        self, used: list[Match], query: NormalizedImage, req: CaptionRequest
-    ) -> RepicPrompt:
+    def _prepare(
+        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
+    ) -> _Prepared:
+        """Retrieval, the names for grounding and the prompt: one thread, one session."""
+        with self.rt.sessions() as session:
+            if req.concept_ids:
+                used = self.retrieval.named(user_id, req.concept_ids, query, timings, session)
+            else:
+                used = self.retrieval.retrieve(
+                    user_id,
+                    query,
+                    top_k=req.top_k,
+                    min_score=req.min_score,
+                    timings=timings,
+                    session=session,
+                )
+            names = ConceptRepository(session).names(user_id)
+        with timings.stage("prompt"):
+            prompt = self._prompt(used, query, req)
+        return _Prepared(used, names, prompt)
+
+    def _prompt(self, used: list[Match], query: QueryPhoto, req: CaptionRequest) -> RepicPrompt:
         demos = []
         for m in used:
             try:
-                data = self.rt.blobs.get(m.image.blob_key)
+                image = self._demo_image(m.image)
             except BlobError as exc:
                 raise ProblemError(
                     503,
@@ -133,18 +157,36 @@ class CaptionService:
                     "operators: check REPIC_DATA_DIR.",
                     headers={"Retry-After": "30"},
                 ) from exc
-            image = NormalizedImage(data=data, width=m.image.width, height=m.image.height)
             # The model is shown the display name, as RePIC's retriever shows `name`.
             shown = m.concept.display_name or m.concept.name
             demos.append(Demo(name=shown, info=m.concept.info, image=image))
         cfg = self.rt.settings.vlm
         return build_repic_messages(
             demos,
-            query,
+            query.vlm,
             instruction=req.instruction,
             style=req.style,
             max_pixels=cfg.max_pixels,
             demo_max_pixels=cfg.demo_max_pixels,
+        )
+
+    def _demo_image(self, row: ConceptImage) -> NormalizedImage:
+        """The demonstration image stored at upload; the photo itself for older rows (the
+        prompt builder then fits it to the budget, as every caption did before derivatives)."""
+        budget = self.rt.settings.vlm.demo_max_pixels
+        if (
+            row.prompt_blob_key is not None
+            and row.prompt_max_pixels == budget
+            and row.prompt_width is not None
+            and row.prompt_height is not None
+        ):
+            data = self.rt.blobs.get(row.prompt_blob_key)
+            return NormalizedImage(data=data, width=row.prompt_width, height=row.prompt_height)
+        log.warning(
+            "image %s has no demonstration image for this budget; run `repic derivatives`", row.id
+        )
+        return NormalizedImage(
+            data=self.rt.blobs.get(row.blob_key), width=row.width, height=row.height
         )
 
     async def _generate(self, prompt: RepicPrompt, max_tokens: int, user_id: int) -> Generation:
@@ -155,10 +197,6 @@ class CaptionService:
         except VLMError as exc:
             self.rt.metrics.count_vlm_error(exc.kind)
             raise _vlm_problem(exc, self.rt.vlm.model_name) from exc
-
-    def _concept_names(self, user_id: int) -> list[tuple[int, str, str | None]]:
-        with self.rt.sessions() as session:
-            return ConceptRepository(session).names(user_id)
 
 
 def _mentioned(caption: str, names: list[tuple[int, str, str | None]]) -> list[tuple[int, str]]:

@@ -1,7 +1,8 @@
 """Concept use cases: create, read, update, delete, and their reference images.
 
 Order of a write, so a crash at any point loses nothing and leaks nothing: decode and embed
-(nothing stored yet) -> write blobs (content-addressed, harmless if orphaned) -> one database
+(nothing stored yet) -> write blobs: each photo with its derivatives, the demonstration image
+within the VLM budget and the thumbnail (content-addressed, harmless if orphaned) -> one database
 transaction (rows, vectors, the user's index version) -> update the FAISS index. The index is a
 cache of the database: a crash before the last step leaves an index whose saved version is
 behind the database's, and it is rebuilt on next use.
@@ -22,10 +23,11 @@ from app.problems import ProblemError, not_found
 from app.runtime import Runtime
 from app.schemas import ConceptUpdate
 from model.images import NormalizedImage
+from model.photos import make_derivatives
 from store.blobs import BlobError
 from store.db import transaction
-from store.models import Concept
-from store.repositories import ConceptRepository, NewImage, UserRepository
+from store.models import Concept, ConceptImage
+from store.repositories import ConceptRepository, NewImage, StoredDerivatives, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,25 @@ class ConceptService:
             raise _storage_problem(exc) from exc
         return StoredImage(data=data, sha256=sha, mime=mime)
 
+    def thumbnail(self, user_id: int, concept_id: int, image_id: int) -> StoredImage:
+        """The thumbnail made at upload (made now, not stored, for rows from before that)."""
+        with self.rt.sessions() as session:
+            row = ConceptRepository(session).image(user_id, concept_id, image_id)
+            if row is None:
+                raise not_found(f"Image {image_id} of concept {concept_id}")
+            blob_key, thumb_key = row.blob_key, row.thumb_blob_key
+            size = (row.width, row.height)
+        try:
+            if thumb_key is not None:
+                data = self.rt.blobs.get(thumb_key)
+            else:
+                log.warning("image %s has no stored thumbnail; run `repic derivatives`", image_id)
+                data = self._derive(NormalizedImage(self.rt.blobs.get(blob_key), *size))[1]
+        except BlobError as exc:
+            raise _storage_problem(exc) from exc
+        thumb = NormalizedImage(data, 0, 0)
+        return StoredImage(data=data, sha256=thumb.sha256, mime=thumb.mime)
+
     # -- writes -----------------------------------------------------------------------------
 
     def create(
@@ -101,15 +122,15 @@ class ConceptService:
                     display_name=shown,
                 )
                 rows = [
-                    repo.add_image(concept, _new_image(img, key, vec, embedder_id))
-                    for img, key, vec in zip(unique, written, vectors, strict=True)
+                    repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
+                    for img, stored, vec in zip(unique, written, vectors, strict=True)
                 ]
                 version = UserRepository(session).bump_index_version(user_id)
         except IntegrityError as exc:
-            self._collect_garbage(written)
+            self._collect_garbage(_keys(written))
             raise _name_taken(clean) from exc
         except BaseException:
-            self._collect_garbage(written)
+            self._collect_garbage(_keys(written))
             raise
         self.rt.vectors.added(
             user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
@@ -142,7 +163,7 @@ class ConceptService:
         with transaction(self.rt.sessions) as session:
             repo = ConceptRepository(session)
             concept = self._owned(repo, user_id, concept_id)
-            keys = [img.blob_key for img in concept.images]
+            keys = [key for img in concept.images for key in _row_keys(img)]
             image_ids = [img.id for img in concept.images]
             session.delete(concept)
             version = UserRepository(session).bump_index_version(user_id)
@@ -172,12 +193,12 @@ class ConceptService:
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
                 rows = [
-                    repo.add_image(concept, _new_image(img, key, vec, embedder_id))
-                    for img, key, vec in zip(fresh, written, vectors, strict=True)
+                    repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
+                    for img, stored, vec in zip(fresh, written, vectors, strict=True)
                 ]
                 version = UserRepository(session).bump_index_version(user_id)
         except BaseException:
-            self._collect_garbage(written)
+            self._collect_garbage(_keys(written))
             raise
         self.rt.vectors.added(
             user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
@@ -197,11 +218,11 @@ class ConceptService:
                     "last-image",
                     "A concept keeps at least one image; add another first or delete the concept.",
                 )
-            key = row.blob_key
+            keys = _row_keys(row)
             concept.images.remove(row)
             version = UserRepository(session).bump_index_version(user_id)
         self.rt.vectors.removed(user_id, [image_id], version)
-        self._collect_garbage([key])
+        self._collect_garbage(keys)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -217,12 +238,44 @@ class ConceptService:
         embedder_id = self.rt.vectors.embedder_id
         return self.rt.vectors.embed([img.to_pil() for img in images]), embedder_id
 
-    def _write_blobs(self, images: Sequence[NormalizedImage]) -> list[str]:
+    def _derive(self, img: NormalizedImage) -> tuple[NormalizedImage, bytes]:
+        """The demonstration image and the thumbnail bytes of a stored photo."""
+        made = make_derivatives(
+            img,
+            prompt_max_pixels=self.rt.settings.vlm.demo_max_pixels,
+            thumbnail_side=self.rt.settings.upload.thumbnail_side,
+        )
+        return made.prompt, made.thumbnail.data
+
+    def store_photo(self, img: NormalizedImage) -> tuple[str, StoredDerivatives]:
+        """Write a photo and its derivatives (content-addressed); returns their blob keys."""
+        key = self.rt.blobs.put(img.data)
+        return key, self.store_derivatives(img, key)
+
+    def store_derivatives(self, img: NormalizedImage, key: str) -> StoredDerivatives:
+        """Make and write the derivatives of the photo stored under ``key``."""
+        prompt, thumb = self._derive(img)
+        prompt_key = key if prompt is img else self.rt.blobs.put(prompt.data)
+        return StoredDerivatives(
+            prompt_blob_key=prompt_key,
+            prompt_width=prompt.width,
+            prompt_height=prompt.height,
+            prompt_max_pixels=self.rt.settings.vlm.demo_max_pixels,
+            thumb_blob_key=self.rt.blobs.put(thumb),
+        )
+
+    def _write_blobs(
+        self, images: Sequence[NormalizedImage]
+    ) -> list[tuple[str, StoredDerivatives]]:
+        written: list[tuple[str, StoredDerivatives]] = []
         try:
             with self._blob_lock:
-                return [self.rt.blobs.put(img.data) for img in images]
+                for img in images:
+                    written.append(self.store_photo(img))
         except BlobError as exc:
+            self._collect_garbage(_keys(written))
             raise _storage_problem(exc) from exc
+        return written
 
     def _collect_garbage(self, blob_keys: Sequence[str]) -> None:
         """Delete blobs that no row references any more (shared bytes stay)."""
@@ -231,8 +284,7 @@ class ConceptService:
         with self._blob_lock, self.rt.sessions() as session:
             repo = ConceptRepository(session)
             for key in set(blob_keys):
-                sha = key.rsplit("/", 1)[-1].removesuffix(".jpg")
-                if repo.blob_references(sha) == 0:
+                if repo.blob_key_references(key) == 0:
                     self.rt.blobs.delete(key)
 
 
@@ -251,16 +303,20 @@ def _unique(images: Sequence[NormalizedImage]) -> list[NormalizedImage]:
 
 
 def _new_image(
-    img: NormalizedImage, blob_key: str, vector: np.ndarray, embedder_id: str
+    img: NormalizedImage,
+    stored: tuple[str, StoredDerivatives],
+    vector: np.ndarray,
+    embedder_id: str,
 ) -> NewImage:
     return NewImage(
         sha256=img.sha256,
         width=img.width,
         height=img.height,
         mime=img.mime,
-        blob_key=blob_key,
+        blob_key=stored[0],
         embedding=vector,
         embedder_id=embedder_id,
+        derivatives=stored[1],
     )
 
 
@@ -270,6 +326,14 @@ def _valid_display_name(raw: str | None, name: str) -> str | None:
         return None
     shown = _valid_name(raw)
     return None if shown == name else shown
+
+
+def _keys(written: Sequence[tuple[str, StoredDerivatives]]) -> list[str]:
+    return [key for main, d in written for key in (main, d.prompt_blob_key, d.thumb_blob_key)]
+
+
+def _row_keys(row: ConceptImage) -> list[str]:
+    return [k for k in (row.blob_key, row.prompt_blob_key, row.thumb_blob_key) if k is not None]
 
 
 def _name_taken(name: str) -> ProblemError:

@@ -8,16 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from sqlalchemy.orm import Session
 
 from app.problems import ProblemError
 from app.runtime import Runtime
 from app.services.timings import Timings
-from model.images import NormalizedImage
-from model.regions import Box, DetectorUnavailable, Region, crop, propose_regions
-from store.index import merge_region_hits
+from model.photos import QueryPhoto
+from model.regions import (
+    Box,
+    DetectorUnavailable,
+    Region,
+    crop,
+    propose_regions,
+    scale_region,
+)
+from store.merge import merge_region_hits
 from store.models import Concept, ConceptImage
-from store.repositories import ConceptRepository, decode_embedding
+from store.repositories import ConceptRepository, UserRepository, decode_embedding
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +43,50 @@ class RetrievalService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
+    def clip_min_side(self) -> int:
+        """Shorter side a query's working image needs: its smallest grid or centre crop must
+        still cover the embedder's input, as a full-resolution crop would."""
+        cfg = self.rt.settings.regions
+        smallest = max([*cfg.grids, 2 if cfg.center else 1])
+        return self.rt.vectors.input_size * smallest
+
     def retrieve(
         self,
         user_id: int,
-        query: NormalizedImage,
+        query: QueryPhoto,
         *,
         top_k: int,
         min_score: float,
         timings: Timings | None = None,
+        session: Session | None = None,
     ) -> list[Match]:
-        """The user's top-``top_k`` concepts in ``query`` scoring at least ``min_score``."""
-        pil = query.to_pil()
-        regions = self._regions(user_id, pil)
-        vectors = self.rt.vectors.embed([crop(pil, r) for r in regions], timings)
+        """The user's top-``top_k`` concepts in ``query`` scoring at least ``min_score``.
+
+        Uses ``session`` when given (a caption's one session), else opens one. Boxes are in the
+        photo's full-size coordinates; crops are cut from the working image.
+        """
+        if session is None:
+            with self.rt.sessions() as own:
+                return self.retrieve(
+                    user_id, query, top_k=top_k, min_score=min_score, timings=timings, session=own
+                )
+        repo = ConceptRepository(session)
+        regions = self._regions(repo, user_id, query)
+        full = (query.width, query.height)
+        vectors = self.rt.vectors.embed([crop(query.pixels, r, full) for r in regions], timings)
         # Enough neighbours per region that top_k distinct concepts survive de-duplication
         # even when every concept has the maximum number of reference images.
         k = top_k * self.rt.settings.upload.max_images_per_concept
-        hits = self.rt.vectors.search(user_id, vectors, k, timings)
+        version = UserRepository(session).index_version(user_id)
+        hits = self.rt.vectors.search(user_id, vectors, k, timings, version=version)
         chosen = merge_region_hits(hits, top_k=top_k, min_score=min_score)
-        with self.rt.sessions() as session:
-            repo = ConceptRepository(session)
-            concepts = {c.id: c for c in repo.get_many(user_id, [c.concept_id for c in chosen])}
-            images = repo.images_by_ids(user_id, [c.image_id for c in chosen])
+        if not chosen:
+            return []
+        concepts = {
+            c.id: c
+            for c in repo.get_many(user_id, [c.concept_id for c in chosen], with_images=False)
+        }
+        images = repo.images_by_ids(user_id, [c.image_id for c in chosen])
         return [
             Match(concepts[c.concept_id], images[c.image_id], c.score, regions[c.region_index].box)
             for c in chosen
@@ -68,14 +97,17 @@ class RetrievalService:
         self,
         user_id: int,
         concept_ids: Sequence[int],
-        query: NormalizedImage,
+        query: QueryPhoto,
         timings: Timings | None = None,
+        session: Session | None = None,
     ) -> list[Match]:
         """Skip-retrieval: exactly these concepts, each shown with its reference image most
         similar to the query. Unknown or foreign ids are a 404, listing them."""
+        if session is None:
+            with self.rt.sessions() as own:
+                return self.named(user_id, concept_ids, query, timings, own)
         unique = list(dict.fromkeys(concept_ids))
-        with self.rt.sessions() as session:
-            concepts = ConceptRepository(session).get_many(user_id, unique)
+        concepts = ConceptRepository(session).get_many(user_id, unique)
         missing = sorted(set(unique) - {c.id for c in concepts})
         if missing:
             raise ProblemError(
@@ -84,7 +116,7 @@ class RetrievalService:
                 f"Concepts {missing} do not exist (or are not yours); see GET /concepts.",
             )
         needs_choice = any(len(c.images) > 1 for c in concepts)
-        query_vec = self.rt.vectors.embed([query.to_pil()], timings)[0] if needs_choice else None
+        query_vec = self.rt.vectors.embed([query.pixels], timings)[0] if needs_choice else None
         return [self._best_image(c, query_vec) for c in concepts]
 
     def _best_image(self, concept: Concept, query_vec: np.ndarray | None) -> Match:
@@ -100,16 +132,13 @@ class RetrievalService:
         # Named concepts have no retrieval score: the similarity only picked the demo image.
         return Match(concept, best, float("nan"), None)
 
-    def _regions(self, user_id: int, pil: Image.Image) -> list[Region]:
+    def _regions(self, repo: ConceptRepository, user_id: int, query: QueryPhoto) -> list[Region]:
         cfg = self.rt.settings.regions
-        regions = propose_regions(pil, grids=cfg.grids, center=cfg.center)
+        regions = propose_regions((query.width, query.height), grids=cfg.grids, center=cfg.center)
         if self.rt.detector is not None:
-            with self.rt.sessions() as session:
-                categories = [
-                    c.category or c.name for c in ConceptRepository(session).all_for_user(user_id)
-                ]
+            categories = repo.categories(user_id)
             try:
-                regions += self.rt.detector.propose(pil, categories)
+                found = self.rt.detector.propose(query.pixels, categories)
             except DetectorUnavailable as exc:
                 raise ProblemError(
                     503,
@@ -118,4 +147,5 @@ class RetrievalService:
                     "REPIC_REGIONS__DETECTOR=none to use grid crops only.",
                     headers={"Retry-After": "60"},
                 ) from exc
+            regions += [scale_region(r, 1 / query.scale) for r in found]
         return regions

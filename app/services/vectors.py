@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.metrics import Metrics
 from app.problems import ProblemError
 from app.services.timings import Timings
-from app.settings import EmbedderSettings
+from app.settings import EmbedderSettings, IndexSettings
 from model.embedder import ClipEmbedder, EmbedderUnavailable
-from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors, configure_faiss
+from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
 from store.repositories import ConceptRepository, UserRepository, decode_embedding
+from store.vector_table import configure_faiss
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,13 @@ class VectorStore:
         index_dir: Path,
         sessions: sessionmaker[Session],
         metrics: Metrics,
+        index_settings: IndexSettings | None = None,
     ) -> None:
         self.embedder = ClipEmbedder(
             settings.model, settings.pretrained, settings.device, settings.batch_size
         )
         self._index_dir = index_dir
+        self._index_settings = index_settings or IndexSettings()
         self._sessions = sessions
         self._metrics = metrics
         self._index: ConceptIndex | None = None
@@ -47,6 +50,14 @@ class VectorStore:
     def embedder_id(self) -> str:
         try:
             return self.embedder.model_id
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    @property
+    def input_size(self) -> int:
+        """Side of the embedder's square input image."""
+        try:
+            return self.embedder.input_size
         except EmbedderUnavailable as exc:
             raise embedder_problem(exc) from exc
 
@@ -75,16 +86,27 @@ class VectorStore:
                         self._user_version,
                         embedder_id=model_id,
                         dim=dim,
+                        cache_max_bytes=self._index_settings.cache_max_bytes,
+                        compressed_min_vectors=self._index_settings.compressed_min_vectors,
                     )
         return self._index
 
     def search(
-        self, user_id: int, queries: np.ndarray, k: int, timings: Timings | None = None
+        self,
+        user_id: int,
+        queries: np.ndarray,
+        k: int,
+        timings: Timings | None = None,
+        *,
+        version: int | None = None,
     ) -> list[list[Hit]]:
-        """Per-query top-``k`` hits among the user's own images."""
+        """Per-query top-``k`` hits among the user's own images.
+
+        ``version``: the user's index version, when the caller has just read it in its session.
+        """
         try:
             with (timings or Timings(self._metrics)).stage("search"):
-                return self.index().search(user_id, queries, k)
+                return self.index().search(user_id, queries, k, version=version)
         except IndexEmbedderMismatch as exc:
             raise ProblemError(
                 503,
@@ -92,6 +114,20 @@ class VectorStore:
                 f"{exc} Until then retrieval is unavailable; captions with concept_ids work.",
                 headers={"Retry-After": "300"},
             ) from exc
+        finally:
+            self.publish_index_stats()
+
+    def publish_index_stats(self) -> None:
+        """Copy the index cache's size into the metrics (after every index operation)."""
+        if self._index is None:
+            return
+        stats = self._index.stats()
+        self._metrics.observe_index(
+            vectors=stats.vectors,
+            loaded_users=stats.loaded_users,
+            bytes_held=stats.bytes_held,
+            evictions=stats.evictions,
+        )
 
     def added(
         self,
@@ -112,6 +148,7 @@ class VectorStore:
             )
         except (OSError, RuntimeError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
+        self.publish_index_stats()
 
     def removed(self, user_id: int, image_ids: Sequence[int], version: int) -> None:
         """Mirror a committed delete into the index; on failure the next search rebuilds it."""
@@ -119,6 +156,7 @@ class VectorStore:
             self.index().remove(user_id, np.asarray(image_ids, dtype=np.int64), version)
         except (OSError, RuntimeError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
+        self.publish_index_stats()
 
     def _user_version(self, user_id: int) -> int:
         with self._sessions() as session:

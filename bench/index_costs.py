@@ -1,0 +1,224 @@
+"""Index measurements that `bench.retrieval` adds to its section: the compressed scan against
+exact search and the fp32 read floor, the cost of one add, and memory per 1,000 users.
+
+Every ratio compares numbers taken in the same run, one after the other.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from store.index import ConceptIndex, UserVectors
+from store.index_files import IndexFiles
+from store.vector_table import VectorTable
+
+DIM = 768
+TOP_K = 10
+CROPS = 6
+
+
+def _p50_ms(fn: Callable[[], object], reps: int) -> float:
+    fn()
+    out = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(out))
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def compressed_scan(n: int, reps: int, checks: int) -> str:
+    """Exact vs SQ8 + exact re-rank on ``n`` clustered vectors, with the identical-top-k check."""
+    rng = np.random.default_rng(3)
+    centres = _unit(rng, 256)
+    x = centres[rng.integers(0, 256, n)] + 0.6 * _unit(rng, n) / np.sqrt(2.0)
+    x = np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+    ids = np.arange(n)
+    exact = VectorTable(DIM, compressed_min=n + 1)
+    exact.add(ids, ids, x)
+    compressed = VectorTable(DIM, compressed_min=1)
+    compressed.add(ids, ids, x)
+    faiss.omp_set_num_threads(1)
+    q = x[rng.integers(0, n, checks)] + 0.05 * _unit(rng, checks)
+    q = np.asarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
+    floor = _p50_ms(x.max, reps)
+    e1 = _p50_ms(lambda: exact.search(q[:1], TOP_K), reps)
+    c1 = _p50_ms(lambda: compressed.search(q[:1], TOP_K), reps)
+    e6 = _p50_ms(lambda: exact.search(q[:CROPS], TOP_K), reps)
+    c6 = _p50_ms(lambda: compressed.search(q[:CROPS], TOP_K), reps)
+    _, want = exact.search(q, TOP_K)
+    same = tied = 0
+    for j in range(checks):  # one query at a time: the path a single query takes
+        _, got = compressed.search(q[j : j + 1], TOP_K)
+        same += int(np.array_equal(got[0], want[j]))
+        true_got = x[got[0]].astype(np.float64) @ q[j].astype(np.float64)
+        true_want = x[want[j]].astype(np.float64) @ q[j].astype(np.float64)
+        tied += int(np.allclose(true_got, true_want, atol=1e-6))
+    rows = [
+        ["fp32 read floor (same array)", f"{floor:.2f}", "1.00x", "", ""],
+        ["exact (fp32 scan)", f"{e1:.2f}", f"{e1 / floor:.2f}x", f"{e6:.2f}", f"{e6 / floor:.2f}x"],
+        [
+            "SQ8 scan + exact re-rank (service above the threshold)",
+            f"{c1:.2f}",
+            f"{c1 / floor:.2f}x",
+            f"{c6:.2f}",
+            f"{c6 / floor:.2f}x",
+        ],
+    ]
+    headers = ["search", "1 query ms", "vs floor", f"{CROPS} crops ms", "vs floor"]
+    return "\n\n".join(
+        [
+            f"Compressed scan on {n:,} clustered vectors (d = {DIM}, k = {TOP_K}, one thread, "
+            f"p50 of {reps}):",
+            _table(headers, rows),
+            f"Identical top-{TOP_K} (same ids, same order) in {same}/{checks} queries; equal "
+            f"rank by rank within float32 rounding of the true scores in {tied}/{checks}.",
+        ]
+    )
+
+
+class _Db:
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.version = 1
+
+    def load(self, _user: int) -> UserVectors:
+        n = len(self.vectors)
+        return UserVectors(self.version, "bench", np.arange(n), np.arange(n), self.vectors)
+
+
+def _add_row(n: int, reps: int, rng: np.random.Generator) -> list[str]:
+    db = _Db(_unit(rng, n))
+    with tempfile.TemporaryDirectory() as tmp:
+        index = ConceptIndex(
+            Path(tmp), db.load, lambda _u: db.version, embedder_id="bench", dim=DIM
+        )
+        index.size(1)
+        new = _unit(rng, reps)
+        times = []
+        for i in range(reps):
+            start = time.perf_counter()
+            index.add(1, np.array([n + i]), np.array([0]), new[i : i + 1], db.version + 1)
+            times.append((time.perf_counter() - start) * 1e3)
+            db.version += 1
+        files = IndexFiles(Path(tmp), DIM)
+        ids = np.arange(n)
+        rewrite = _p50_ms(
+            lambda: files.write_base(
+                2, version=1, embedder_id="b", image_ids=ids, concept_ids=ids, vectors=db.vectors
+            ),
+            5,
+        )
+    add = float(np.median(times))
+    return [f"{n:,}", f"{add:.3f}", f"{rewrite:.2f}", f"{rewrite / add:.0f}x"]
+
+
+def add_cost(sizes: list[int], reps: int) -> str:
+    """One photo added to a user of ``n`` vectors: append to the log vs rewriting the file."""
+    rng = np.random.default_rng(4)
+    rows = [_add_row(n, reps, rng) for n in sizes]
+    headers = ["vectors", "add 1 vector ms (log append)", "full-file rewrite ms", "rewrite / add"]
+    return _table(headers, rows)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _grow(kind: str, users: int, per_user: int, cap: int) -> tuple[float, int, int, int]:
+    """In a fresh process: RSS growth (MB), bytes held, loaded users and evictions."""
+    rng = np.random.default_rng(5)
+    gc.collect()
+    before = _rss_mb()
+    if kind == "faiss":  # the structure before: IndexIDMap2 over IndexFlatIP per user
+        held = []
+        for _user in range(users):
+            idx = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            for i in range(per_user):
+                idx.add_with_ids(_unit(rng, 1), np.array([i], dtype=np.int64))
+            held.append(idx)
+        return _rss_mb() - before, 0, users, 0
+    versions: dict[int, int] = {}
+    rows: dict[int, list[np.ndarray]] = {}
+
+    def load(user: int) -> UserVectors:  # the database's copy (of the current user only)
+        vecs = np.asarray(rows.get(user, []), dtype=np.float32).reshape(-1, DIM)
+        ids = np.arange(len(vecs))
+        return UserVectors(versions.get(user, 0), "bench", ids, ids, vecs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = ConceptIndex(
+            Path(tmp),
+            load,
+            lambda u: versions.get(u, 0),
+            embedder_id="bench",
+            dim=DIM,
+            cache_max_bytes=cap,
+        )
+        for user in range(users):
+            rows.clear()  # users are done one after the other; keep RSS to the index alone
+            for i in range(per_user):
+                vec = _unit(rng, 1)
+                rows.setdefault(user, []).append(vec[0])
+                versions[user] = versions.get(user, 0) + 1
+                index.add(user, np.array([i]), np.array([i]), vec, versions[user])
+        stats = index.stats()
+        return _rss_mb() - before, stats.bytes_held, stats.loaded_users, stats.evictions
+
+
+def memory_per_1000_users(users: int, per_user: int, cap_mb: int) -> str:
+    """RSS growth for ``users`` users of ``per_user`` vectors, each added one photo at a time,
+    each configuration in its own process."""
+    rows = []
+    configs = (
+        ("before: IndexIDMap2 over IndexFlatIP, never evicted", "faiss", 0),
+        ("now, no cap", "table", 1 << 62),
+        (f"now, cap {cap_mb} MB", "table", cap_mb * 10**6),
+    )
+    ctx = multiprocessing.get_context("spawn")
+    for label, kind, cap in configs:
+        with ctx.Pool(1) as pool:
+            grown, held, loaded, evictions = pool.apply(_grow, (kind, users, per_user, cap))
+        rows.append(
+            [
+                label,
+                f"{grown * 1000 / users:.0f}",
+                f"{held * 1000 / users / 1e6:.0f}" if kind == "table" else "",
+                str(loaded),
+                str(evictions),
+            ]
+        )
+    payload = per_user * DIM * 4 * 1000 / 1e6
+    headers = [
+        f"{users} users x {per_user} vectors",
+        "RSS MB per 1,000 users",
+        "index bytes held, MB per 1,000 users",
+        "loaded users",
+        "evictions",
+    ]
+    return "\n\n".join(
+        [
+            _table(headers, rows),
+            f"The vectors alone are {payload:.0f} MB per 1,000 users.",
+        ]
+    )

@@ -1,0 +1,214 @@
+"""Real-size photos through the service: the overhead of `POST /caption` (total - vlm) for
+0.3, 3 and 12 MP queries against two concepts with 12 MP reference photos, next to the one-decode
+floor of the same photo, and the cost of `POST /concepts` per 3 MP photo next to its floor
+(decode once + embed + write). Every ratio is taken from numbers measured in the same run.
+
+Run from the repository root: ``python -m bench.photos`` (a few minutes on two cores; it updates
+the photos section of BENCHMARKS.md). ``--quick`` makes fewer requests and writes nothing. The
+app runs in-process on the tiny random-weight models (the VLM's time is subtracted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from app.main import create_app
+from app.migrate import upgrade
+from app.settings import Settings
+from bench.markdown import cpu_model, write_section
+from model.images import normalize_image
+from model.photos import prepare_query
+from model.tiny.clip import build_tiny_clip
+from model.tiny.qwen import build_tiny_qwen25vl
+from tests.test_photos import photo
+
+SIZES = {"0.3 MP": (640, 480), "3 MP": (2000, 1500), "12 MP": (4032, 3024)}
+ADMIN = "bench-admin-token-0123456789abcdef"
+
+
+def p50_min(fn: Callable[[], object], reps: int) -> tuple[float, float]:
+    fn()
+    out = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1e3)
+    return float(np.min(out)), float(np.median(out))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+async def measure(tmp: Path, reps: int) -> tuple[str, str]:
+    clip = build_tiny_clip(tmp / "clip")
+    qwen = build_tiny_qwen25vl(tmp / "qwen")
+    settings = Settings.model_validate(
+        {
+            "env": "test",
+            "database_url": f"sqlite:///{tmp / 'repic.db'}",
+            "data_dir": tmp / "data",
+            "admin_token": ADMIN,
+            "log_format": "inherit",
+            "log_level": "WARNING",
+            "preload_models": False,
+            "embedder": {"model": str(clip.config_path), "pretrained": str(clip.checkpoint_path)},
+            "vlm": {"backend": "transformers", "model": str(qwen), "max_tokens": 1},
+            "retrieval": {"min_score": -1},
+        }
+    )
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b", timeout=600) as c:
+            resp = await c.post(
+                "/admin/users", json={"name": "bench"}, headers={"Authorization": f"Bearer {ADMIN}"}
+            )
+            c.headers["Authorization"] = f"Bearer {resp.json()['key']}"
+            runtime = app.state.runtime
+            ingest = await _ingest(c, runtime, reps)
+            for seed, name in ((1, "bo"), (2, "thao")):
+                files = {"images": ("r.jpg", photo(seed, SIZES["12 MP"]), "image/jpeg")}
+                (await c.post("/concepts", data={"name": name}, files=files)).raise_for_status()
+            queries = await _queries(c, runtime, reps)
+    return queries, ingest
+
+
+async def _queries(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
+    settings = runtime.settings  # type: ignore[attr-defined]
+    clip_min_side = 2 * runtime.vectors.input_size  # type: ignore[attr-defined]
+    rows = []
+    for label, size in SIZES.items():
+        data = photo(30, size)
+
+        def floor(data: bytes = data) -> int:
+            query = prepare_query(
+                data,
+                max_pixels=settings.upload.max_pixels,
+                vlm_max_pixels=settings.vlm.max_pixels,
+                clip_min_side=clip_min_side,
+            )
+            return len(query.vlm.data)  # the one encode is part of the floor
+
+        floor_min, floor_p50 = p50_min(floor, reps)
+        full_min, full_p50 = p50_min(
+            lambda data=data: normalize_image(data, max_pixels=settings.upload.max_pixels), reps
+        )
+        overheads, decodes = [], []
+        for _ in range(reps + 1):
+            files = {"image": ("q.jpg", data, "image/jpeg")}
+            resp = await c.post("/caption", data={"top_k": "2"}, files=files)
+            resp.raise_for_status()
+            t = resp.json()["timings_ms"]
+            overheads.append(t["total"] - t["vlm"])
+            decodes.append(t["decode"])
+        overheads, decodes = overheads[1:], decodes[1:]  # the first one warms up
+        o_min, o_p50 = float(np.min(overheads)), float(np.median(overheads))
+        rows.append(
+            [
+                label,
+                f"{floor_min:.0f} / {floor_p50:.0f}",
+                f"{np.min(decodes):.0f} / {np.median(decodes):.0f}",
+                f"{o_min:.0f} / {o_p50:.0f}",
+                f"{o_p50 / floor_p50:.2f}x",
+                f"{full_min:.0f} / {full_p50:.0f}",
+            ]
+        )
+    headers = [
+        "query",
+        "one-decode floor ms (min / p50)",
+        "service decode stage ms",
+        "caption total - vlm ms",
+        "overhead / floor (p50)",
+        "full-size decode + re-encode ms (the old query path's first step)",
+    ]
+    return table(headers, rows)
+
+
+async def _ingest(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
+    settings = runtime.settings  # type: ignore[attr-defined]
+    vectors = runtime.vectors  # type: ignore[attr-defined]
+    blobs = runtime.blobs  # type: ignore[attr-defined]
+    photos = [photo(100 + i, SIZES["3 MP"]) for i in range(reps + 1)]
+    vectors.embed([normalize_image(photos[0], max_pixels=10**8, max_side=256).to_pil()])
+    floors = []
+    for data in photos[1:]:
+        start = time.perf_counter()
+        img = normalize_image(
+            data,
+            max_pixels=settings.upload.max_pixels,
+            max_side=settings.upload.store_max_side,
+            keep_pixels=True,
+        )
+        vectors.embed([img.to_pil()])
+        blobs.put(img.data)
+        floors.append((time.perf_counter() - start) * 1e3)
+    posts = []
+    for i, data in enumerate(photos):
+        files = {"images": ("p.jpg", data, "image/jpeg")}
+        start = time.perf_counter()
+        resp = await c.post("/concepts", data={"name": f"ingest{i}"}, files=files)
+        posts.append((time.perf_counter() - start) * 1e3)
+        resp.raise_for_status()
+    posts = posts[1:]
+    floor, post = float(np.median(floors)), float(np.median(posts))
+    headers = [
+        "3 MP photo",
+        "floor: decode once + embed + write, ms (min / p50)",
+        "`POST /concepts` ms (min / p50)",
+        "POST / floor (p50)",
+    ]
+    row = [
+        f"{reps} photos",
+        f"{np.min(floors):.0f} / {floor:.0f}",
+        f"{np.min(posts):.0f} / {post:.0f}",
+        f"{post / floor:.2f}x",
+    ]
+    return table(headers, [row])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests, no BENCHMARKS.md")
+    parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        queries, ingest = asyncio.run(measure(Path(tmp), 3 if args.quick else 9))
+    load_after = os.getloadavg()[0]
+    body = "\n\n".join(
+        [
+            "## Real-size photos (one decode per photo, derivatives at upload)",
+            f"Command: `python -m bench.photos`. Measured {datetime.now(UTC):%Y-%m-%d} on "
+            f"{cpu_model()}, {os.cpu_count()} cores shared with other work (load average "
+            f"{load_before:.1f} before, {load_after:.1f} after): absolute numbers are noisy, the "
+            "ratios compare numbers taken minutes apart in the same run.",
+            "`POST /caption` in-process (tiny random-weight models, `top_k=2`, two concepts "
+            "with 12 MP reference photos, one request at a time). The floor is what the photo "
+            "needs at least: decode once (draft mode), one resize, one JPEG encode for the VLM.",
+            queries,
+            "Ingest, one 3 MP photo per `POST /concepts` (its demonstration image and thumbnail "
+            "included) against decode once + embed + blob write of the same photos:",
+            ingest,
+        ]
+    )
+    print(body)
+    if not args.quick:
+        write_section(args.output, "photos", body)
+        print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""What each consumer needs from a photo, made from a single decode.
+
+A query photo is decoded once (JPEG in draft mode) at the smallest size that still serves every
+consumer: the VLM's pixel budget and the CLIP crops (each grid tile at least the embedder's input
+size). The result is resized once into a working image; crops are cut from it, and the VLM image
+is the working image itself (or one more resize of it) encoded once. Sizes are computed from the
+photo's full upright size with the same formulas as a full-resolution pipeline, so the VLM sees
+exactly the same dimensions; pixels differ only by the resampling path (draft-mode DCT scaling
+before the final filter), and crop boxes are reported in full-size coordinates.
+
+A reference photo becomes its derivatives at upload: the stored copy (download), the
+demonstration image within the VLM budget, and a thumbnail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+from PIL import Image
+
+from model.images import (
+    REDUCING_GAP,
+    NormalizedImage,
+    budget_size,
+    decode_upright,
+    encode_rgb,
+    side_capped_size,
+)
+
+
+@dataclass(frozen=True)
+class QueryPhoto:
+    """A decoded query: the working pixels, the full upright size, and the VLM budget."""
+
+    pixels: Image.Image
+    width: int
+    height: int
+    vlm_max_pixels: int
+
+    @property
+    def scale(self) -> float:
+        """Working size over full size (1.0 when the photo was small enough already)."""
+        return self.pixels.width / self.width
+
+    @cached_property
+    def vlm(self) -> NormalizedImage:
+        """The image sent to the VLM: full-size dimensions fitted to the budget, encoded once."""
+        size = budget_size(self.width, self.height, self.vlm_max_pixels)
+        img = self.pixels
+        if img.size != size:
+            img = img.resize(size, Image.Resampling.BICUBIC)
+        return encode_rgb(img)
+
+
+def working_fraction(width: int, height: int, *, vlm_max_pixels: int, clip_min_side: int) -> float:
+    """The linear scale that still serves the VLM budget and crops of ``clip_min_side``."""
+    vlm = math.sqrt(vlm_max_pixels / (width * height))
+    clip = clip_min_side / min(width, height)
+    return min(1.0, max(vlm, clip))
+
+
+def prepare_query(
+    data: bytes, *, max_pixels: int, vlm_max_pixels: int, clip_min_side: int
+) -> QueryPhoto:
+    """Decode an uploaded query once and resize it once to the working size.
+
+    ``clip_min_side`` is the shorter side the working image needs so that the smallest crop
+    still covers the embedder's input (e.g. 336 x 2 for 2 x 2 grid tiles). Raises the errors of
+    :func:`model.images.normalize_image`.
+    """
+
+    def fraction(w: int, h: int) -> float:
+        return working_fraction(w, h, vlm_max_pixels=vlm_max_pixels, clip_min_side=clip_min_side)
+
+    img, (width, height) = decode_upright(data, max_pixels=max_pixels, fraction=fraction)
+    scale = fraction(width, height)
+    size = (width, height)
+    if scale < 1.0:
+        # At least the VLM's size in both sides: the scale is at least the VLM's scale.
+        size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+    return QueryPhoto(img, width, height, vlm_max_pixels)
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    """What is stored for a reference photo besides the copy itself."""
+
+    prompt: NormalizedImage
+    thumbnail: NormalizedImage
+
+
+def make_derivatives(
+    stored: NormalizedImage, *, prompt_max_pixels: int, thumbnail_side: int
+) -> Derivatives:
+    """The demonstration image (within ``prompt_max_pixels``) and the thumbnail of a photo.
+
+    When the stored copy already fits the budget, the demonstration image *is* the stored copy
+    (same bytes, same blob). Made from the stored copy's pixels, exactly as a caption used to make
+    the demonstration image on every request.
+    """
+    pixels = stored.to_pil()
+    size = budget_size(stored.width, stored.height, prompt_max_pixels)
+    if size == (stored.width, stored.height):
+        prompt = stored
+    else:
+        prompt = encode_rgb(
+            pixels.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+        )
+    thumb_size = side_capped_size(stored.width, stored.height, thumbnail_side)
+    source = prompt.to_pil()
+    thumbnail = encode_rgb(source.resize(thumb_size, Image.Resampling.LANCZOS, reducing_gap=2.0))
+    return Derivatives(prompt=prompt, thumbnail=thumbnail)

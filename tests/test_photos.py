@@ -1,0 +1,114 @@
+"""One decode per query photo: same prompt dimensions and same retrieval ranking as decoding
+real-size photos at full resolution."""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.embedder import ClipEmbedder
+from model.images import fit_pixel_budget, normalize_image
+from model.photos import make_derivatives, prepare_query
+from model.regions import crop, propose_regions
+from model.tiny.clip import TinyClip
+
+BUDGET = 1024 * 28 * 28
+SIZES = {"0.3MP": (640, 480), "3MP": (2000, 1500), "12MP": (4032, 3024)}
+
+
+@functools.lru_cache(maxsize=8)
+def photo(seed: int, size: tuple[int, int], *, orientation: int | None = None) -> bytes:
+    """A smooth, distinct picture per seed: coloured gradients with a few bright blocks."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6)
+        channels.append(127 + 120 * np.sin(xx / w * fx + yy / h * fy + phase))
+    arr = np.stack(channels, axis=-1).astype(np.uint8)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w * 3 // 4)), int(rng.integers(0, h * 3 // 4))
+        arr[y0 : y0 + h // 5, x0 : x0 + w // 5] = rng.integers(0, 256, 3)
+    img = Image.fromarray(arr)
+    buf = io.BytesIO()
+    if orientation is None:
+        img.save(buf, format="JPEG", quality=90)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        img.save(buf, format="JPEG", quality=90, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_clip: TinyClip) -> ClipEmbedder:
+    return ClipEmbedder(str(tiny_clip.config_path), str(tiny_clip.checkpoint_path), "cpu")
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_prompt_dimensions_equal_the_full_resolution_path(name: str) -> None:
+    data = photo(1, SIZES[name])
+    full = normalize_image(data, max_pixels=10**8).to_pil()
+    query = prepare_query(data, max_pixels=10**8, vlm_max_pixels=BUDGET, clip_min_side=672)
+    assert (query.vlm.width, query.vlm.height) == fit_pixel_budget(full, BUDGET).size
+    assert (query.width, query.height) == full.size
+    assert min(query.pixels.size) >= min(672, *full.size)
+
+
+def test_exif_rotated_large_photo_is_upright_at_the_same_size() -> None:
+    data = photo(2, (4032, 3024), orientation=6)  # stored sideways: upright is 3024 x 4032
+    full = normalize_image(data, max_pixels=10**8).to_pil()
+    query = prepare_query(data, max_pixels=10**8, vlm_max_pixels=BUDGET, clip_min_side=672)
+    assert full.size == (3024, 4032) == (query.width, query.height)
+    assert (query.vlm.width, query.vlm.height) == fit_pixel_budget(full, BUDGET).size
+    # Pixels agree closely with the full-resolution path (draft decoding + one resize).
+    old = np.asarray(fit_pixel_budget(full, BUDGET), dtype=np.float32)
+    new = np.asarray(query.vlm.to_pil(), dtype=np.float32)
+    assert np.abs(old - new).mean() < 4.0
+
+
+def _concept_scores(
+    embedder: ClipEmbedder, crops: list[Image.Image], refs: np.ndarray
+) -> np.ndarray:
+    vectors = embedder.embed(crops)
+    return np.asarray((vectors @ refs.T).max(axis=0))
+
+
+@pytest.fixture(scope="module")
+def refs(embedder: ClipEmbedder) -> np.ndarray:
+    """Six concepts' reference vectors, from photos at the stored size."""
+    stored = [normalize_image(photo(s, (2048, 1536)), max_pixels=10**8) for s in range(10, 16)]
+    return embedder.embed([img.to_pil() for img in stored])
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_retrieval_ranking_equals_the_full_resolution_path(
+    name: str, embedder: ClipEmbedder, refs: np.ndarray
+) -> None:
+    data = photo(12, SIZES[name])  # the photo of concept 2, at this size
+    full = normalize_image(data, max_pixels=10**8).to_pil()
+    old = _concept_scores(embedder, [crop(full, r) for r in propose_regions(full)], refs)
+    query = prepare_query(
+        data, max_pixels=10**8, vlm_max_pixels=BUDGET, clip_min_side=2 * embedder.input_size
+    )
+    size = (query.width, query.height)
+    regions = propose_regions(size)
+    assert [r.box for r in regions] == [r.box for r in propose_regions(full)]
+    new = _concept_scores(embedder, [crop(query.pixels, r, size) for r in regions], refs)
+    assert list(np.argsort(-old)) == list(np.argsort(-new))
+    np.testing.assert_allclose(new, old, atol=0.02)
+
+
+def test_derivatives_fit_the_budget_and_thumbnail_side() -> None:
+    stored = normalize_image(photo(3, (4032, 3024)), max_pixels=10**8, max_side=2048)
+    made = make_derivatives(stored, prompt_max_pixels=BUDGET, thumbnail_side=256)
+    assert made.prompt.width * made.prompt.height <= BUDGET
+    assert made.prompt.width / made.prompt.height == pytest.approx(4 / 3, rel=0.01)
+    assert max(made.thumbnail.width, made.thumbnail.height) == 256
+    small = normalize_image(photo(4, (640, 480)), max_pixels=10**8)
+    assert make_derivatives(small, prompt_max_pixels=BUDGET, thumbnail_side=256).prompt is small
