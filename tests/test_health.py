@@ -20,7 +20,7 @@ async def test_readyz_reports_the_database(anon: httpx.AsyncClient) -> None:
     resp = await anon.get("/readyz")
     body = resp.json()
     assert body["components"]["database"]["ready"] is True
-    assert "0001" in body["components"]["database"]["detail"]
+    assert "schema revision 0" in body["components"]["database"]["detail"]
 
 
 async def test_readyz_when_database_is_gone(app: FastAPI, anon: httpx.AsyncClient) -> None:

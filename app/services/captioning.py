@@ -130,7 +130,7 @@ class CaptionService:
                     503,
                     "storage-unavailable",
                     f"A reference image of <{m.concept.name}> cannot be read ({exc}); "
-                    "operators: check REPIC_DATA_DIR.",
+                    "operators: check the blob store (REPIC_DATA_DIR or REPIC_STORAGE__S3_*).",
                     headers={"Retry-After": "30"},
                 ) from exc
             image = NormalizedImage(data=data, width=m.image.width, height=m.image.height)
