@@ -18,6 +18,7 @@ from model.tiny.clip import TinyClip
 from tests.s3_fixtures import free_port
 
 BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 90.0
 
 

@@ -1,7 +1,10 @@
 """The whole concepts and caption API suites again, with photos in a real S3-compatible server
-(moto on loopback) and the database on PostgreSQL, as a multi-replica deployment runs them."""
+(moto on loopback). The database is SQLite here (the storage backend is independent of it; the
+suites run on PostgreSQL with local photos, and tests/test_replicas.py runs PostgreSQL with S3)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +14,8 @@ from tests.test_concepts_api import *  # noqa: F403
 
 
 @pytest.fixture
-def database_url(postgres_url: str) -> str:
-    return postgres_url
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'repic.db'}"
 
 
 @pytest.fixture
