@@ -121,7 +121,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_session_bucket(s3_server: S3Server) -> str:
+    return make_bucket(s3_server)
+
+
 @pytest.fixture
-def s3_storage(s3_server: S3Server) -> dict[str, object]:
-    """The `storage` settings of a fresh bucket on the session's S3 server."""
-    return s3_server.storage_settings(make_bucket(s3_server))
+def s3_storage(s3_server: S3Server, s3_session_bucket: str) -> dict[str, object]:
+    """The `storage` settings of a fresh key prefix (an empty store) in the session's bucket."""
+    return {
+        **s3_server.storage_settings(s3_session_bucket),
+        "s3_prefix": f"t-{uuid.uuid4().hex[:12]}/",
+    }

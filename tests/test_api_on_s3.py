@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3_fixtures import S3Server, make_bucket, s3_server  # noqa: F401 - fixture
+from tests.s3_fixtures import s3_server, s3_session_bucket, s3_storage  # noqa: F401 - fixtures
 from tests.test_caption_api import *  # noqa: F403 - the suite, collected again here
 from tests.test_concepts_api import *  # noqa: F403
 
@@ -19,5 +19,5 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings_overrides(s3_server: S3Server) -> dict[str, object]:  # noqa: F811
-    return {"storage": s3_server.storage_settings(make_bucket(s3_server))}
+def settings_overrides(s3_storage: dict[str, object]) -> dict[str, object]:  # noqa: F811
+    return {"storage": s3_storage}
