@@ -191,15 +191,6 @@ class ConceptRepository:
         ).all()
         return {r.id: r for r in rows}
 
-    def blob_references(self, sha256: str) -> int:
-        """How many image rows, of any user, point at the blob of this digest."""
-        return (
-            self.session.scalar(
-                select(func.count()).select_from(ConceptImage).where(ConceptImage.sha256 == sha256)
-            )
-            or 0
-        )
-
     def vectors_of_user(self, user_id: int) -> Sequence[ConceptImage]:
         """Every image row of the user, in id order (the index is rebuilt from these)."""
         return self.session.scalars(
