@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from multiprocessing.synchronize import Barrier
+from threading import Barrier
 
 from app.blob_gc import sweep_blobs
 from app.runtime import build_runtime

@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.migrate import upgrade
+from app.services.users import UserService
 from model.tiny.clip import TinyClip
+from store.db import make_engine, make_session_factory
 from tests.s3_fixtures import free_port
 
 BIN = Path(sys.executable).parent
@@ -103,9 +106,18 @@ def repic(env: dict[str, str], *args: str) -> str:
     return done.stdout.decode()
 
 
+def migrate(env: dict[str, str]) -> None:
+    """`repic db upgrade`, in this process (each `repic` start costs seconds of imports)."""
+    upgrade(env["REPIC_DATABASE_URL"])
+
+
 def new_user(env: dict[str, str], name: str) -> str:
-    """Create a user; its API key."""
-    return repic(env, "users", "create", name).strip().splitlines()[-1]
+    """`repic users create`, in this process; the user's API key."""
+    engine = make_engine(env["REPIC_DATABASE_URL"])
+    try:
+        return UserService(make_session_factory(engine)).create_user(name).plaintext
+    finally:
+        engine.dispose()
 
 
 def replica(env: dict[str, str], log_dir: Path, name: str) -> Replica:

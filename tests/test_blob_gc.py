@@ -27,7 +27,7 @@ from store.gc import sweep
 from store.repositories import UserRepository
 from tests import gc_race_worker, images
 from tests.conftest import UserClient
-from tests.replicas import new_user, repic, replica, service_env
+from tests.replicas import migrate, new_user, repic, replica, service_env
 from tests.s3_fixtures import S3Server, make_bucket, s3_server, start_s3_server  # noqa: F401
 from tests.test_concepts_api import assert_problem, create
 
@@ -153,7 +153,7 @@ def test_kill_9_mid_ingest_keeps_every_acknowledged_write_and_sweeps_the_rest(
     postgres_url: str, tmp_path: Path, tiny_clip: TinyClip, tiny_qwen_dir: Path
 ) -> None:
     env = service_env(postgres_url, tmp_path / "data", tiny_clip, tiny_qwen_dir)
-    repic(env, "db", "upgrade")
+    migrate(env)
     key = new_user(env, "alice")
     server = replica(env, tmp_path, "api")
     acknowledged: dict[str, str] = {}
@@ -175,17 +175,17 @@ def test_kill_9_mid_ingest_keeps_every_acknowledged_write_and_sweeps_the_rest(
                 if resp.status_code == 201:
                     acknowledged[name] = resp.json()["images"][0]["sha256"]
 
-    for kill_no in range(2):
-        server.start()
-        server.wait_healthy()
-        client = threading.Thread(target=upload_until_refused)
+    server.start()
+    server.wait_healthy()
+    # Three writers, so the kill lands in the middle of several writes at different stages.
+    clients = [threading.Thread(target=upload_until_refused) for _ in range(3)]
+    for client in clients:
         client.start()
-        target = len(acknowledged) + 3 + kill_no
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < target and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.005 * kill_no)  # land in a different phase of the write each time
-        server.kill()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    for client in clients:
         client.join(30)
 
     blob_dir = tmp_path / "data" / "blobs"
@@ -208,7 +208,7 @@ def test_kill_9_mid_ingest_keeps_every_acknowledged_write_and_sweeps_the_rest(
                 assert image["sha256"] == sha
                 got = c.get(f"/concepts/{stored[name]['id']}/images/{image['id']}")
                 assert got.status_code == 200, name
-        print(f"\n2 kills; {len(acknowledged)} acknowledged, {len(stored)} stored")
+        print(f"\nkill -9 mid-ingest: {len(acknowledged)} acknowledged, {len(stored)} stored")
         repic(env, "gc", "--grace-s", "0")
         referenced = {f"{i['images'][0]['sha256']}.jpg" for i in stored.values()}
         left = {p.name for p in blob_dir.rglob("*") if p.is_file()}

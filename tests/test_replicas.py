@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from model.tiny.clip import TinyClip
 from tests import images
 from tests.conftest import postgres_base_url
-from tests.replicas import REPO_ROOT, Replica, new_user, repic, replica, service_env
+from tests.replicas import REPO_ROOT, Replica, migrate, new_user, replica, service_env
 from tests.s3_fixtures import S3Server, free_port, make_bucket, s3_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def cluster(
         service_env(shared_schema, root / f"data-{n}", tiny_clip, tiny_qwen_dir, storage)
         for n in (1, 2)
     ]
-    repic(envs[0], "db", "upgrade")
+    migrate(envs[0])
     alice, bob = new_user(envs[0], "alice"), new_user(envs[0], "bob")
     one, two = replica(envs[0], root, "api-1"), replica(envs[1], root, "api-2")
     for r in (one, two):
