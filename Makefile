@@ -80,6 +80,8 @@ lint: $(STAMP)
 	$(BIN)/docker-compose -f docker-compose.yml config --quiet
 	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.cpu.yml config --quiet
 	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.lora.yml config --quiet
+	$(BIN)/docker-compose -f docker-compose.yml --profile s3 --profile replicas config --quiet
+	$(BIN)/hadolint --failure-threshold warning deploy/router/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import admin, captions, concepts, health
+from app.blob_gc import periodic_sweep
 from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
 from app.logs import RequestIdMiddleware, configure_logging
@@ -45,11 +46,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.readiness_checks.update(model_readiness_checks(runtime))
         preload = asyncio.create_task(preload_models(runtime)) if settings.preload_models else None
+        blob_gc = (
+            asyncio.create_task(periodic_sweep(runtime))
+            if settings.storage.gc_interval_s > 0
+            else None
+        )
         try:
             yield
         finally:
-            if preload is not None:
-                preload.cancel()
+            for task in (preload, blob_gc):
+                if task is not None:
+                    task.cancel()
             await runtime.vlm.aclose()
             runtime.engine.dispose()
             torch.set_num_threads(torch_threads)

@@ -143,6 +143,52 @@ class VLMSettings(BaseModel):
         return self
 
 
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where reference photos live: `local` (REPIC_DATA_DIR/blobs) or `s3` "
+        "(any S3-compatible bucket).",
+    )
+    s3_bucket: str = Field("", description="Bucket of the `s3` backend (must exist).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, e.g. `repic/`.")
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible store (MinIO, R2, GCS); empty for AWS S3.",
+    )
+    s3_region: str | None = Field(None, description="Region; empty for the SDK's default.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="Access key; empty to use the SDK's credential chain (IAM roles)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="Secret key.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`path` for MinIO and most self-hosted stores."
+    )
+    s3_timeout_s: float = Field(
+        5.0, gt=0, description="Connect and read timeout per object request."
+    )
+    s3_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per request (standard retry mode) before a 503."
+    )
+    gc_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="A blob without references is deleted only after this many seconds "
+        "(in-flight reads finish first); orphans and temporaries older than this go too.",
+    )
+    gc_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="Run the blob sweep in the app every this many seconds; 0 leaves it to "
+        "`repic gc` (a cron job). Safe on any number of replicas at once.",
+    )
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("REPIC_STORAGE__BACKEND=s3 needs REPIC_STORAGE__S3_BUCKET")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the service reads from the environment (or `.env`)."""
 
@@ -182,6 +228,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     vlm: VLMSettings = Field(default_factory=VLMSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

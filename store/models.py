@@ -133,3 +133,14 @@ class ConceptImage(Base):
     thumb_blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
 
     concept: Mapped[Concept] = relationship(back_populates="images")
+
+
+class BlobGarbage(Base):
+    """A blob that lost a reference: the garbage sweep deletes it once it has had no reference
+    for the grace period. Uploads of the same bytes remove the record in their own commit."""
+
+    __tablename__ = "blob_garbage"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(80))
+    unreferenced_since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

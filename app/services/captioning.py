@@ -154,7 +154,7 @@ class CaptionService:
                     503,
                     "storage-unavailable",
                     f"A reference image of <{m.concept.name}> cannot be read ({exc}); "
-                    "operators: check REPIC_DATA_DIR.",
+                    "operators: check the blob store (REPIC_DATA_DIR or REPIC_STORAGE__S3_*).",
                     headers={"Retry-After": "30"},
                 ) from exc
             # The model is shown the display name, as RePIC's retriever shows `name`.
