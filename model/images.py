@@ -22,6 +22,14 @@ from PIL import Image, ImageOps
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 OUTPUT_MIME = "image/jpeg"
 _JPEG_QUALITY = 92
+#: JPEG stores each side in 16 bits.
+JPEG_MAX_SIDE = 65_535
+#: Qwen2.5-VL's image processor (``smart_resize``) raises on a longer side over 200 times the
+#: shorter one: such an image would fail every caption it is part of, so intake refuses it.
+VLM_MAX_ASPECT_RATIO = 200
+#: One vision patch. The processor rounds each side to whole 28-pixel units, so a shorter side
+#: rounds to none and is made up by upscaling: nothing the model could see.
+VLM_MIN_SIDE = 14
 
 
 class ImageError(Exception):
@@ -44,6 +52,25 @@ class ImageTooLarge(ImageError):
 class InvalidImage(ImageError):
     status = 422
     kind = "invalid-image"
+
+
+class UnusableImageShape(ImageError):
+    """Decodable, but the captioning model cannot take it (too thin or too elongated)."""
+
+    status = 422
+    kind = "image-shape"
+
+
+def header_pixels(data: bytes) -> int:
+    """Width x height declared by the image header, without decoding pixels (0 if unreadable)."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 0
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            return int(img.width) * int(img.height)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +116,9 @@ def normalize_image(
     BMP by its magic bytes, :class:`ImageTooLarge` (413) when the declared pixel count exceeds
     ``max_pixels`` (checked from the header, before any pixel is decoded, so decompression bombs
     cost nothing) and :class:`InvalidImage` (422) for empty, truncated or corrupt files.
-    ``max_side`` downscales the result so its longer side is at most that many pixels.
+    ``max_side`` downscales the result so its longer side is at most that many pixels, unless
+    that would take the shorter side under :data:`VLM_MIN_SIDE`. :class:`UnusableImageShape`
+    (422) refuses images the captioning model cannot take (see :data:`VLM_MAX_ASPECT_RATIO`).
     """
     if not data:
         raise InvalidImage("The uploaded file is empty; send the image's bytes.")
@@ -104,6 +133,7 @@ def normalize_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data), formats=[fmt])
             _check_pixels(opened.width, opened.height, max_pixels)
+            _check_shape(opened.width, opened.height)
             opened.seek(0)  # first frame of an animation
             opened.load()
             img = _to_rgb(ImageOps.exif_transpose(opened) or opened)
@@ -118,9 +148,23 @@ def normalize_image(
             f"The {fmt} image could not be decoded ({exc}); it may be truncated or corrupt. "
             "Re-export it and upload again."
         ) from exc
-    if max_side is not None and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    limit = min(max_side or JPEG_MAX_SIDE, JPEG_MAX_SIDE)
+    if max(img.size) > limit:
+        scale = max(limit / max(img.size), min(1.0, VLM_MIN_SIDE / min(img.size)))
+        if scale < 1.0:
+            img = img.resize(_scaled(img.size, scale), Image.Resampling.LANCZOS)
     return encode_rgb(img)
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Scale (w, h), deriving the longer side from the rounded shorter one so that rounding
+    never makes the aspect ratio more extreme than the original's."""
+    w, h = size
+    if w >= h:
+        new_h = max(1, math.floor(h * scale))
+        return max(1, min(math.floor(w * scale), math.floor(new_h * w / h))), new_h
+    new_w = max(1, math.floor(w * scale))
+    return new_w, max(1, min(math.floor(h * scale), math.floor(new_w * h / w)))
 
 
 def encode_rgb(img: Image.Image) -> NormalizedImage:
@@ -135,9 +179,7 @@ def fit_pixel_budget(img: Image.Image, max_pixels: int) -> Image.Image:
     pixels = img.width * img.height
     if pixels <= max_pixels:
         return img
-    scale = math.sqrt(max_pixels / pixels)
-    size = (max(1, math.floor(img.width * scale)), max(1, math.floor(img.height * scale)))
-    return img.resize(size, Image.Resampling.BICUBIC)
+    return img.resize(_scaled(img.size, math.sqrt(max_pixels / pixels)), Image.Resampling.BICUBIC)
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -147,6 +189,20 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise ImageTooLarge(
             f"The image is {width}x{height} = {width * height:,} pixels; the limit is "
             f"{max_pixels:,}. Downscale it before uploading."
+        )
+
+
+def _check_shape(width: int, height: int) -> None:
+    short, long = min(width, height), max(width, height)
+    if short < VLM_MIN_SIDE:
+        raise UnusableImageShape(
+            f"The image is {width}x{height}; the captioning model needs both sides to be at least "
+            f"{VLM_MIN_SIDE} pixels. Upload a larger photo."
+        )
+    if long > VLM_MAX_ASPECT_RATIO * short:
+        raise UnusableImageShape(
+            f"The image is {width}x{height} (aspect ratio {long / short:,.0f}:1); the captioning "
+            f"model accepts at most {VLM_MAX_ASPECT_RATIO}:1. Crop it to a less elongated shape."
         )
 
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests import images
-from tests.conftest import UserClient
+from tests.conftest import UserClient, admin_headers
 from tests.test_concepts_api import assert_problem, create
 
 
@@ -17,10 +17,10 @@ async def test_healthz(anon: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reports_the_database(anon: httpx.AsyncClient) -> None:
-    resp = await anon.get("/readyz")
+    resp = await anon.get("/readyz", headers=admin_headers())
     body = resp.json()
     assert body["components"]["database"]["ready"] is True
-    assert "0001" in body["components"]["database"]["detail"]
+    assert "schema revision 0004" in body["components"]["database"]["detail"]
 
 
 async def test_readyz_when_database_is_gone(app: FastAPI, anon: httpx.AsyncClient) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from app.problems import ProblemError
+from app.services.user_data import UserDataService
 from app.services.users import UserService
 from app.settings import Settings
 from store.db import make_engine, make_session_factory
@@ -21,7 +24,16 @@ err = Console(stderr=True)
 
 def _users() -> UserService:
     settings = Settings()
-    return UserService(make_session_factory(make_engine(settings.database_url)))
+    return UserService(
+        make_session_factory(make_engine(settings.database_url)),
+        max_active_keys=settings.quota.api_keys,
+    )
+
+
+def _user_data() -> UserDataService:
+    from app.runtime import build_runtime
+
+    return UserDataService(build_runtime(Settings()))
 
 
 def _fail(exc: ProblemError) -> typer.Exit:
@@ -47,6 +59,36 @@ def users_list() -> None:
     for user in _users().list_users():
         table.add_row(str(user.id), user.name, user.created_at.isoformat(timespec="seconds"))
     console.print(table)
+
+
+@users_cli.command("delete")
+def users_delete(
+    name: str,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Delete a user with all their keys, concepts, photos, vectors and index."""
+    if not yes:
+        err.print("[red]error:[/red] deleting a user cannot be undone; add --yes to confirm.")
+        raise typer.Exit(code=2)
+    try:
+        deleted = _user_data().delete(name)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"deleted user {deleted.name!r} with {deleted.concepts} concepts and "
+        f"{deleted.photos} photos"
+    )
+
+
+@users_cli.command("export")
+def users_export(name: str, output: Path) -> None:
+    """Write a zip of a user's data (concepts.json and photos/) to OUTPUT."""
+    try:
+        data = _user_data().export(name)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    output.write_bytes(data)
+    console.print(f"wrote {output} ({len(data):,} bytes)")
 
 
 @keys_cli.command("create")

@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.problems import ProblemError
 from app.runtime import Runtime
@@ -83,6 +84,21 @@ class CaptionResult:
         )
 
 
+def public_model_name(settings: Settings) -> str:
+    """The model name callers see: never a path of the server's file system."""
+    cfg = settings.vlm
+    if cfg.public_name:
+        return cfg.public_name
+    model = cfg.model.rstrip("/\\")
+    looks_like_path = (
+        model.startswith((".", "/", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+        or Path(model).expanduser().exists()
+    )
+    return model.replace("\\", "/").rsplit("/", 1)[-1] if looks_like_path else model
+
+
 def cache_salt(user_id: int) -> str:
     """A per-user prefix-cache salt: one user's cached blocks never serve another's prompt."""
     return hashlib.sha256(f"repic-user:{user_id}".encode()).hexdigest()[:32]
@@ -96,6 +112,12 @@ class CaptionService:
     async def caption(
         self, user_id: int, query: NormalizedImage, req: CaptionRequest, timings: Timings
     ) -> CaptionResult:
+        async with self.rt.caption_slots.hold(user_id):
+            return await self._caption(user_id, query, req, timings)
+
+    async def _caption(
+        self, user_id: int, query: NormalizedImage, req: CaptionRequest, timings: Timings
+    ) -> CaptionResult:
         if req.concept_ids:
             used = await self.rt.run(self.retrieval.named, user_id, req.concept_ids, query, timings)
         else:
@@ -106,15 +128,16 @@ class CaptionService:
             )
         with timings.stage("prompt"):
             prompt = await self.rt.run(self._prompt, used, query, req)
-        with timings.stage("vlm"):
-            generation = await self._generate(prompt, req.max_tokens, user_id)
+        async with self.rt.vlm_gate.turn(user_id):
+            with timings.stage("vlm"):
+                generation = await self._generate(prompt, req.max_tokens, user_id)
         names = await self.rt.run(self._concept_names, user_id)
         mentioned = _mentioned(generation.text, names)
         return CaptionResult(
             caption=generation.text,
             used=used,
             mentioned=mentioned,
-            model=generation.model,
+            model=public_model_name(self.rt.settings),
             timings_ms=timings.ms,
         )
 

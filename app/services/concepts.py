@@ -10,6 +10,7 @@ behind the database's, and it is rebuilt on next use.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from model.images import NormalizedImage
 from store.blobs import BlobError
 from store.db import transaction
 from store.models import Concept
-from store.repositories import ConceptRepository, NewImage, UserRepository
+from store.repositories import ConceptRepository, NewImage, UserRepository, Usage
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class ConceptService:
                 repo = ConceptRepository(session)
                 if repo.by_name_key(user_id, name_key(clean)) is not None:
                     raise _name_taken(clean)
+                _check_quota(self.rt, repo.usage(user_id), unique, new_concept=True)
                 concept = repo.create(
                     user_id,
                     name=clean,
@@ -124,8 +126,8 @@ class ConceptService:
                     if other is not None and other.id != concept.id:
                         raise _name_taken(clean)
                     concept.name, concept.name_key = clean, name_key(clean)
-                if patch.info is not None:
-                    concept.info = patch.info
+                if "info" in patch.model_fields_set:
+                    concept.info = patch.info or ""
                 if "category" in patch.model_fields_set:
                     concept.category = patch.category or None
                 session.flush()
@@ -166,6 +168,7 @@ class ConceptService:
             with transaction(self.rt.sessions) as session:
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
+                _check_quota(self.rt, repo.usage(user_id), fresh, new_concept=False)
                 rows = [
                     repo.add_image(concept, _new_image(img, key, vec, embedder_id))
                     for img, key, vec in zip(fresh, written, vectors, strict=True)
@@ -213,6 +216,7 @@ class ConceptService:
         return self.rt.vectors.embed([img.to_pil() for img in images]), embedder_id
 
     def _write_blobs(self, images: Sequence[NormalizedImage]) -> list[str]:
+        _check_free_space(self.rt, sum(len(img.data) for img in images))
         try:
             with self._blob_lock:
                 return [self.rt.blobs.put(img.data) for img in images]
@@ -228,7 +232,12 @@ class ConceptService:
             for key in set(blob_keys):
                 sha = key.rsplit("/", 1)[-1].removesuffix(".jpg")
                 if repo.blob_references(sha) == 0:
-                    self.rt.blobs.delete(key)
+                    try:
+                        self.rt.blobs.delete(key)
+                    except OSError as exc:
+                        # The rows are gone (committed): the caller's delete succeeded. The file
+                        # stays until storage is writable again and is reclaimed as an orphan.
+                        log.warning("image file %s left behind: %s", key, exc.__class__.__name__)
 
 
 def _valid_name(raw: str) -> str:
@@ -256,7 +265,46 @@ def _new_image(
         blob_key=blob_key,
         embedding=vector,
         embedder_id=embedder_id,
+        size_bytes=len(img.data),
     )
+
+
+def _check_quota(
+    rt: Runtime, usage: Usage, images: Sequence[NormalizedImage], *, new_concept: bool
+) -> None:
+    quota = rt.settings.quota
+    added_bytes = sum(len(img.data) for img in images)
+    if new_concept and usage.concepts + 1 > quota.concepts:
+        over = f"you have {usage.concepts} concepts; the limit is {quota.concepts}"
+    elif usage.photos + len(images) > quota.photos:
+        over = f"you have {usage.photos} photos; the limit is {quota.photos}"
+    elif usage.stored_bytes + added_bytes > quota.stored_bytes:
+        over = (
+            f"your photos take {usage.stored_bytes:,} bytes, these {added_bytes:,} more; the "
+            f"limit is {quota.stored_bytes:,}"
+        )
+    else:
+        return
+    raise ProblemError(
+        409, "quota-exceeded", f"Nothing was stored: {over}. Delete something first."
+    )
+
+
+def _check_free_space(rt: Runtime, incoming: int) -> None:
+    """Keep REPIC_MIN_FREE_DISK_BYTES free, so deletes (and the database) never meet a full disk."""
+    try:
+        free = shutil.disk_usage(rt.settings.data_dir).free
+    except OSError:
+        return  # the write itself reports an unusable directory
+    if free - incoming < rt.settings.min_free_disk_bytes:
+        log.error("refusing an upload: %s bytes free on the data disk", free)
+        raise ProblemError(
+            503,
+            "storage-full",
+            "The server's disk is nearly full, so nothing was stored; deleting still works. "
+            "Retry later; operators: free space under REPIC_DATA_DIR.",
+            headers={"Retry-After": "300"},
+        )
 
 
 def _name_taken(name: str) -> ProblemError:
