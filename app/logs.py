@@ -5,8 +5,8 @@ Named ``logs`` so it never shadows the standard library's ``logging``.
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import logging
 import os
 import re

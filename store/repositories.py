@@ -231,7 +231,7 @@ class ConceptRepository:
                 ConceptImage.user_id == user_id
             )
         ).one()
-        return Usage(concepts=concepts or 0, photos=int(photos), stored_bytes=int(stored))
+        return Usage(concepts=concepts or 0, photos=int(photos), stored_bytes=int(stored or 0))
 
     def blob_keys_of_user(self, user_id: int) -> list[str]:
         """The blob keys of every image of the user."""

@@ -26,7 +26,7 @@ from model.images import NormalizedImage
 from store.blobs import BlobError
 from store.db import transaction
 from store.models import Concept
-from store.repositories import ConceptRepository, NewImage, UserRepository, Usage
+from store.repositories import ConceptRepository, NewImage, Usage, UserRepository
 
 log = logging.getLogger(__name__)
 

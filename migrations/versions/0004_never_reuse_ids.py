@@ -104,13 +104,13 @@ def upgrade() -> None:
         return
     columns = {t: _columns(t) for t in _PARENTS_FIRST}
     for table in _PARENTS_FIRST:
-        op.execute(f'CREATE TABLE "_old_{table}" AS SELECT * FROM "{table}"')
+        op.execute(f'CREATE TABLE "_old_{table}" AS SELECT * FROM "{table}"')  # noqa: S608 - fixed table names
     for table in reversed(_PARENTS_FIRST):
         op.drop_table(table)
     _create_tables()
     for table in _PARENTS_FIRST:
         names = ", ".join(f'"{c}"' for c in columns[table])
-        op.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "_old_{table}"')
+        op.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "_old_{table}"')  # noqa: S608
         op.drop_table(f"_old_{table}")
 
 
