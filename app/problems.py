@@ -173,7 +173,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    async def on_overflow(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite refuses to bind an integer beyond 64 bits; such an id names nothing.
+        if "SQLite INTEGER" not in str(exc):
+            raise exc
+        return problem_response(
+            request, 404, "not-found", "No object has this id (ids are 64-bit integers)."
+        )
+
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(OverflowError, on_overflow)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(OperationalError, on_database_down)

@@ -36,7 +36,7 @@ def _created(issued: IssuedKey) -> ApiKeyCreated:
     "/users",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(400, 401, 409, 422),
 )
 async def create_user(runtime: RuntimeDep, body: UserCreate) -> ApiKeyCreated:
     """Create a user and its first API key (shown once)."""

@@ -53,7 +53,7 @@ async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> Norm
 @retrieve_router.post(
     "",
     response_model=RetrievalPublic,
-    responses=problem_responses(401, 413, 415, 422, 429, 503),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     dependencies=[Depends(single_valued("image", "top_k", "min_score"))],
 )
 async def retrieve(
@@ -97,7 +97,7 @@ async def retrieve(
 @caption_router.post(
     "",
     response_model=CaptionPublic,
-    responses=problem_responses(401, 404, 413, 415, 422, 429, 502, 503, 504),
+    responses=problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
     dependencies=[
         Depends(
             single_valued(

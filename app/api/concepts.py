@@ -25,7 +25,8 @@ from model.images import NormalizedImage
 router = APIRouter(prefix="/concepts", tags=["concepts"])
 
 _AUTH = problem_responses(401, 404, 422, 429)
-_UPLOAD = problem_responses(401, 404, 409, 413, 415, 422, 429, 503)
+# 400: a body that is not parseable multipart at all.
+_UPLOAD = problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 async def _read_images(runtime: Runtime, files: list[UploadFile]) -> list[NormalizedImage]:
@@ -99,7 +100,7 @@ async def get_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: int) -
 @router.patch(
     "/{concept_id}",
     response_model=ConceptPublic,
-    responses=problem_responses(401, 404, 409, 422, 429),
+    responses=problem_responses(400, 401, 404, 409, 422, 429),
 )
 async def update_concept(
     runtime: RuntimeDep, user: CurrentUser, concept_id: int, patch: ConceptUpdate
