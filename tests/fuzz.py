@@ -4,7 +4,7 @@ boundary data, and stateful sequences along the links it infers (POST /concepts 
 
 Two passes so that the admin pass, which may revoke keys and delete users, runs after the user
 pass instead of locking it out midway: user routes with a user's key, then `/admin/` with the
-admin token. `python -m tests.fuzz --max-examples 600` is the large run (`make fuzz`)."""
+admin token. `python -m tests.fuzz --max-examples 1000` is the large run (`make fuzz`)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def fuzz(server: LiveServer, *, max_examples: int, workers: int = 2) -> FuzzResu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-examples", type=int, default=600, help="cases per operation")
+    parser.add_argument("--max-examples", type=int, default=1000, help="cases per operation")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     from model.tiny.clip import build_tiny_clip
