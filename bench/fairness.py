@@ -55,7 +55,9 @@ async def _caption(client: httpx.AsyncClient, key: str, concept: int, tokens: in
     return time.perf_counter() - started
 
 
-async def measure(root: Path, fair: bool, burst: int, long_tokens: int, rounds: int) -> dict[str, float]:
+async def measure(
+    root: Path, fair: bool, burst: int, long_tokens: int, rounds: int
+) -> dict[str, float]:
     clip = build_tiny_clip(root / "clip")
     settings = Settings.model_validate(
         {
@@ -80,7 +82,9 @@ async def measure(root: Path, fair: bool, burst: int, long_tokens: int, rounds: 
             keys, concepts = {}, {}
             for name in ("alice", "bob"):
                 made = await c.post(
-                    "/admin/users", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN}"}
+                    "/admin/users",
+                    json={"name": name},
+                    headers={"Authorization": f"Bearer {ADMIN}"},
                 )
                 keys[name] = made.json()["key"]
                 concept = await c.post(
@@ -108,7 +112,7 @@ async def measure(root: Path, fair: bool, burst: int, long_tokens: int, rounds: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--burst", type=int, default=4)
-    parser.add_argument("--long-tokens", type=int, default=256)
+    parser.add_argument("--long-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -135,7 +139,7 @@ def main() -> None:
             "",
             "Reproduce: `.venv/bin/python -m bench.fairness`. With fair turns Bob waits for at "
             "most the caption already running, whatever the size of Alice's burst; Alice's "
-            f"further captions are refused (429) beyond `REPIC_QUOTA__CONCURRENT_CAPTIONS`.",
+            "further captions are refused (429) beyond `REPIC_QUOTA__CONCURRENT_CAPTIONS`.",
         ]
     )
     print(body)

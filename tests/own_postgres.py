@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +96,6 @@ def own_postgres() -> Iterator[OwnPostgres]:
         cluster.wait_ready()
         yield cluster
     finally:
-        try:
+        with suppress(subprocess.CalledProcessError):  # already stopped by the test
             cluster.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(root, ignore_errors=True)

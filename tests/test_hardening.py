@@ -229,9 +229,11 @@ async def test_if_none_match_gives_304(alice: UserClient) -> None:
 
 @pytest.mark.parametrize("settings_overrides", [{"retrieval": {"min_score": -1.0}}])
 async def test_retrieval_scores_never_exceed_one(alice: UserClient) -> None:
-    for seed in range(4):
+    # Photos queried against themselves: float32 cosines of identical unit vectors land on
+    # 1.0000001 for some of these (before the clamp).
+    for seed in range(12):
         assert (await create(alice, f"c{seed}", images.pattern(seed))).status_code == 201
-    for seed in range(4):
+    for seed in range(12):
         resp = await alice.client.post("/retrieve", files=photo(images.pattern(seed)))
         assert all(-1.0 <= m["score"] <= 1.0 for m in resp.json()["data"]), resp.text
 

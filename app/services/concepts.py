@@ -236,7 +236,7 @@ class ConceptService:
                         self.rt.blobs.delete(key)
                     except OSError as exc:
                         # The rows are gone (committed): the caller's delete succeeded. The file
-                        # stays until storage is writable again and is reclaimed as an orphan.
+                        # stays, unreferenced and never served, until it is swept.
                         log.warning("image file %s left behind: %s", key, exc.__class__.__name__)
 
 
