@@ -161,6 +161,19 @@ async def test_readyz_details_only_for_the_admin(anon: httpx.AsyncClient, settin
     assert "schema revision" in detailed["components"]["database"]["detail"]
 
 
+async def test_readyz_reports_reindex_required(
+    app: FastAPI, anon: httpx.AsyncClient, alice: UserClient
+) -> None:
+    from sqlalchemy import text
+
+    assert (await create(alice, "bo", images.pattern(1))).status_code == 201
+    with app.state.runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE concept_images SET embedder_id = 'open_clip:older-model'"))
+    ready = await anon.get("/readyz", headers=admin_headers())
+    assert ready.status_code == 503
+    assert "repic reindex" in ready.json()["components"]["index"]["detail"]
+
+
 @pytest.mark.parametrize("settings_overrides", [{"metrics_token": "metrics-secret"}])
 async def test_metrics_behind_a_token(anon: httpx.AsyncClient) -> None:
     assert_problem(await anon.get("/metrics"), 401, "unauthorized")
