@@ -143,3 +143,18 @@ async def test_fair_gate_survives_cancelled_waiters() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     await asyncio.wait_for(job(3), 1)  # the turn came back
+
+
+def test_evaluation_client_waits_out_a_429() -> None:
+    from evaluation.client import ServiceClient
+
+    answers = iter([httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200)])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return next(answers)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://svc")
+    response = ServiceClient(http, "key")._send("GET", "/concepts")
+    assert response.status_code == 200 and seen == ["/concepts", "/concepts"]
