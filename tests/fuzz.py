@@ -87,7 +87,10 @@ def _pass(
         str(report),
         "--no-color",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=3600)
+    # Run in the report's directory: schemathesis keeps a cache folder in its working directory.
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=3600, cwd=report.parent
+    )
     if not report.exists():
         raise RuntimeError(f"schemathesis did not run: {done.stdout[-3000:]}{done.stderr}")
     loaded: dict[str, object] = json.loads(report.read_text())
