@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
+from app.quotas import CaptionSlots, FairGate, RateLimiter
 from app.schemas import ComponentReadiness
 from app.services.vectors import VectorStore
 from app.settings import Settings, StorageSettings, VLMSettings
@@ -42,9 +43,18 @@ class Runtime:
         default_factory=dict
     )
     limiter: anyio.CapacityLimiter = field(init=False)
+    rate_limiter: RateLimiter = field(init=False)
+    caption_slots: CaptionSlots = field(init=False)
+    vlm_gate: FairGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.settings.workers)
+        quota = self.settings.quota
+        self.rate_limiter = RateLimiter(quota.requests_per_minute, quota.request_burst)
+        self.caption_slots = CaptionSlots(quota.concurrent_captions)
+        # The in-process backend generates one caption at a time: one turn to hand out fairly.
+        vlm = self.settings.vlm
+        self.vlm_gate = FairGate(vlm.max_concurrency if vlm.backend == "openai" else 1)
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run blocking work (decode, embed, SQL, FAISS) in the bounded pool, off the loop."""

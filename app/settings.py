@@ -41,6 +41,29 @@ class UploadSettings(BaseModel):
     thumbnail_side: int = Field(
         256, ge=32, le=1024, description="Longer side of the thumbnail made for each photo."
     )
+    max_request_pixels: int = Field(
+        120_000_000,
+        ge=1024,
+        description="Decoded pixels of all images of one request together (413 beyond).",
+    )
+
+
+class QuotaSettings(BaseModel):
+    """Per-user limits: what one user may store and how hard one user may drive the service."""
+
+    concepts: int = Field(1000, ge=1, description="Concepts per user (409 `quota-exceeded`).")
+    photos: int = Field(10_000, ge=1, description="Reference photos per user, all concepts.")
+    stored_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Stored (re-encoded) photo bytes per user."
+    )
+    api_keys: int = Field(10, ge=1, description="Active API keys per user.")
+    requests_per_minute: int = Field(
+        600, ge=1, description="Sustained requests per user and minute (429 with Retry-After)."
+    )
+    request_burst: int = Field(60, ge=1, description="Requests a user may send at once.")
+    concurrent_captions: int = Field(
+        4, ge=1, description="Captions of one user in flight at once (429 beyond)."
+    )
 
 
 class EmbedderSettings(BaseModel):
@@ -130,6 +153,12 @@ class VLMSettings(BaseModel):
     )
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout to the VLM.")
     max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight to the VLM.")
+    public_name: str | None = Field(
+        None,
+        max_length=200,
+        description="Model name shown in caption responses; default: `model`, or its last path "
+        "component when it is a local path.",
+    )
     connect_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only.")
 
     @model_validator(mode="after")
@@ -222,7 +251,17 @@ class Settings(BaseSettings):
         "json",
         description="One JSON object per line, plain text, or `inherit` (leave logging alone).",
     )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, `/metrics` needs `Authorization: Bearer <token>`."
+    )
+    min_free_disk_bytes: int = Field(
+        512 * 1024**2,
+        ge=0,
+        description="Free space kept on REPIC_DATA_DIR's disk: below it uploads answer 503 "
+        "(deletes still work) and `/readyz` is not ready.",
+    )
     upload: UploadSettings = Field(default_factory=UploadSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

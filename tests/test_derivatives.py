@@ -98,7 +98,9 @@ async def test_thumbnail_of_another_users_photo_is_404(alice: UserClient, bob: U
     assert (await bob.client.get(url)).status_code == 404
 
 
-async def test_the_sweep_deletes_a_deleted_concepts_derivatives(app: FastAPI, alice: UserClient) -> None:
+async def test_the_sweep_deletes_a_deleted_concepts_derivatives(
+    app: FastAPI, alice: UserClient
+) -> None:
     concept = (await create(alice, "bo", images.pattern(1, size=BIG))).json()
     (row,) = rows(app)
     keys = [row.blob_key, row.prompt_blob_key, row.thumb_blob_key]

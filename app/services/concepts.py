@@ -13,6 +13,7 @@ also removes orphans.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from store.blobs import BlobError, sha_of
 from store.db import transaction
 from store.gc import forget_garbage, lock_blobs, record_unreferenced
 from store.models import Concept, ConceptImage
-from store.repositories import ConceptRepository, NewImage, StoredDerivatives, UserRepository
+from store.repositories import ConceptRepository, NewImage, StoredDerivatives, Usage, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class ConceptService:
                 repo = ConceptRepository(session)
                 if repo.by_name_key(user_id, name_key(clean)) is not None:
                     raise _name_taken(clean)
+                _check_quota(self.rt, repo.usage(user_id), unique, new_concept=True)
                 concept = repo.create(
                     user_id,
                     name=clean,
@@ -152,8 +154,8 @@ class ConceptService:
                     concept.name, concept.name_key = clean, name_key(clean)
                 if "display_name" in patch.model_fields_set:
                     concept.display_name = _valid_display_name(patch.display_name, concept.name)
-                if patch.info is not None:
-                    concept.info = patch.info
+                if "info" in patch.model_fields_set:
+                    concept.info = patch.info or ""
                 if "category" in patch.model_fields_set:
                     concept.category = patch.category or None
                 session.flush()
@@ -195,6 +197,7 @@ class ConceptService:
                 self._claim_blobs(session, fresh, written)
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
+                _check_quota(self.rt, repo.usage(user_id), fresh, new_concept=False)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
                     for img, stored, vec in zip(fresh, written, vectors, strict=True)
@@ -271,6 +274,7 @@ class ConceptService:
         self, images: Sequence[NormalizedImage]
     ) -> list[tuple[str, StoredDerivatives]]:
         written: list[tuple[str, StoredDerivatives]] = []
+        _check_free_space(self.rt, sum(len(img.data) for img in images))
         try:
             for img in images:
                 written.append(self.store_photo(img))
@@ -342,6 +346,7 @@ def _new_image(
         embedding=vector,
         embedder_id=embedder_id,
         derivatives=stored[1],
+        size_bytes=len(img.data),
     )
 
 
@@ -359,6 +364,44 @@ def _keys(written: Sequence[tuple[str, StoredDerivatives]]) -> list[str]:
 
 def _row_keys(row: ConceptImage) -> list[str]:
     return [k for k in (row.blob_key, row.prompt_blob_key, row.thumb_blob_key) if k is not None]
+
+
+def _check_quota(
+    rt: Runtime, usage: Usage, images: Sequence[NormalizedImage], *, new_concept: bool
+) -> None:
+    quota = rt.settings.quota
+    added_bytes = sum(len(img.data) for img in images)
+    if new_concept and usage.concepts + 1 > quota.concepts:
+        over = f"you have {usage.concepts} concepts; the limit is {quota.concepts}"
+    elif usage.photos + len(images) > quota.photos:
+        over = f"you have {usage.photos} photos; the limit is {quota.photos}"
+    elif usage.stored_bytes + added_bytes > quota.stored_bytes:
+        over = (
+            f"your photos take {usage.stored_bytes:,} bytes, these {added_bytes:,} more; the "
+            f"limit is {quota.stored_bytes:,}"
+        )
+    else:
+        return
+    raise ProblemError(
+        409, "quota-exceeded", f"Nothing was stored: {over}. Delete something first."
+    )
+
+
+def _check_free_space(rt: Runtime, incoming: int) -> None:
+    """Keep REPIC_MIN_FREE_DISK_BYTES free, so deletes (and the database) never meet a full disk."""
+    try:
+        free = shutil.disk_usage(rt.settings.data_dir).free
+    except OSError:
+        return  # the write itself reports an unusable directory
+    if free - incoming < rt.settings.min_free_disk_bytes:
+        log.error("refusing an upload: %s bytes free on the data disk", free)
+        raise ProblemError(
+            503,
+            "storage-full",
+            "The server's disk is nearly full, so nothing was stored; deleting still works. "
+            "Retry later; operators: free space under REPIC_DATA_DIR.",
+            headers={"Retry-After": "300"},
+        )
 
 
 def _name_taken(name: str) -> ProblemError:

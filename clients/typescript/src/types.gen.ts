@@ -268,11 +268,14 @@ export type ConceptRef = {
 /**
  * ConceptUpdate
  *
- * Fields to change; omitted fields stay as they are.
+ * Fields to change. An omitted field stays as it is; `null` clears a field (`info` becomes
+ * empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
  */
 export type ConceptUpdate = {
     /**
      * Name
+     *
+     * A new name; never null.
      */
     name?: string | null;
     /**
@@ -283,10 +286,14 @@ export type ConceptUpdate = {
     display_name?: string | null;
     /**
      * Info
+     *
+     * New info text; null clears it.
      */
     info?: string | null;
     /**
      * Category
+     *
+     * New category; null clears it.
      */
     category?: string | null;
 };
@@ -491,8 +498,32 @@ export type RetrievedConceptPublic = {
 export type UserCreate = {
     /**
      * Name
+     *
+     * Case-insensitive: `Alice` and `alice` are one user.
      */
     name: string;
+};
+
+/**
+ * UserDeleted
+ */
+export type UserDeleted = {
+    /**
+     * Name
+     */
+    name: string;
+    /**
+     * Concepts
+     *
+     * Concepts deleted with the user.
+     */
+    concepts: number;
+    /**
+     * Photos
+     *
+     * Reference photos deleted with the user.
+     */
+    photos: number;
 };
 
 /**
@@ -561,6 +592,10 @@ export type ReadyzData = {
 
 export type ReadyzErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -590,9 +625,17 @@ export type MetricsData = {
 
 export type MetricsErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
 };
 
 export type MetricsError = MetricsErrors[keyof MetricsErrors];
@@ -638,6 +681,10 @@ export type ListConceptsErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -667,9 +714,17 @@ export type CreateConceptData = {
 
 export type CreateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
     /**
      * Conflict
      */
@@ -686,6 +741,10 @@ export type CreateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -735,6 +794,10 @@ export type DeleteConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -783,6 +846,10 @@ export type GetConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -819,6 +886,10 @@ export type UpdateConceptData = {
 
 export type UpdateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -838,6 +909,10 @@ export type UpdateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -875,6 +950,10 @@ export type AddConceptImagesData = {
 
 export type AddConceptImagesErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -898,6 +977,10 @@ export type AddConceptImagesErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -957,6 +1040,10 @@ export type DeleteConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -979,6 +1066,12 @@ export type DeleteConceptImageResponse = DeleteConceptImageResponses[keyof Delet
 
 export type GetConceptImageData = {
     body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
     path: {
         /**
          * Concept Id
@@ -1011,6 +1104,10 @@ export type GetConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -1042,10 +1139,14 @@ export type GetConceptImageThumbnailData = {
     path: {
         /**
          * Concept Id
+         *
+         * A concept's id
          */
         concept_id: number;
         /**
          * Image Id
+         *
+         * A reference image's id
          */
         image_id: number;
     };
@@ -1066,6 +1167,10 @@ export type GetConceptImageThumbnailErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1096,6 +1201,10 @@ export type RetrieveData = {
 
 export type RetrieveErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1111,6 +1220,10 @@ export type RetrieveErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1141,6 +1254,10 @@ export type CaptionData = {
 
 export type CaptionErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1160,6 +1277,10 @@ export type CaptionErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1230,6 +1351,10 @@ export type CreateUserData = {
 };
 
 export type CreateUserErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
     /**
      * Unauthorized
      */
@@ -1335,6 +1460,10 @@ export type CreateKeyErrors = {
      */
     404: Problem;
     /**
+     * Conflict
+     */
+    409: Problem;
+    /**
      * Unprocessable Content
      */
     422: Problem;
@@ -1404,3 +1533,95 @@ export type RevokeKeyResponses = {
 };
 
 export type RevokeKeyResponse = RevokeKeyResponses[keyof RevokeKeyResponses];
+
+export type DeleteUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}';
+};
+
+export type DeleteUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteUserError = DeleteUserErrors[keyof DeleteUserErrors];
+
+export type DeleteUserResponses = {
+    /**
+     * Successful Response
+     */
+    200: UserDeleted;
+};
+
+export type DeleteUserResponse = DeleteUserResponses[keyof DeleteUserResponses];
+
+export type ExportUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}/export';
+};
+
+export type ExportUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ExportUserError = ExportUserErrors[keyof ExportUserErrors];
+
+export type ExportUserResponses = {
+    /**
+     * concepts.json and photos/
+     */
+    200: Blob | File;
+};
+
+export type ExportUserResponse = ExportUserResponses[keyof ExportUserResponses];
