@@ -1,13 +1,14 @@
 """ids never reused on SQLite (AUTOINCREMENT); stored size of each photo for the quotas
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-01
 
 SQLite hands out max(id) + 1, so deleting the newest concept and creating another gives the new
 one the old id: a caller holding the stale id would silently act on the wrong concept. Only
 ``AUTOINCREMENT`` tables never go back, and SQLite cannot add it to an existing table, so the four
-tables are rebuilt with their rows (children dropped first, so no ON DELETE CASCADE fires).
+tables are rebuilt with their rows (children dropped first, so no ON DELETE CASCADE fires),
+with every column the earlier revisions (0001-0003) made.
 PostgreSQL identities never reuse values: there only the new column is added.
 """
 
@@ -59,6 +60,7 @@ def _create_tables() -> None:
         sa.Column("name_key", sa.String(length=64), nullable=False),
         sa.Column("info", sa.Text(), nullable=False),
         sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("display_name", sa.String(length=64), nullable=True),  # from 0002
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
@@ -81,6 +83,12 @@ def _create_tables() -> None:
         sa.Column("embedding_dim", sa.Integer(), nullable=True),
         sa.Column("embedder_id", sa.String(length=200), nullable=True),
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
+        # from 0003: the derivatives
+        sa.Column("prompt_blob_key", sa.String(length=80), nullable=True),
+        sa.Column("prompt_width", sa.Integer(), nullable=True),
+        sa.Column("prompt_height", sa.Integer(), nullable=True),
+        sa.Column("prompt_max_pixels", sa.Integer(), nullable=True),
+        sa.Column("thumb_blob_key", sa.String(length=80), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["concept_id"], ["concepts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),

@@ -1,7 +1,7 @@
 """blob garbage records for the grace-period sweep
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-12-01
 """
 
