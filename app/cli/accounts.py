@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from app.problems import ProblemError
+    from app.errors import ProblemError
     from app.services.users import UserService
 
 # The database layer and FastAPI (for ProblemError) load inside the commands, so that `repic
@@ -40,7 +40,7 @@ def _fail(exc: ProblemError) -> typer.Exit:
 @users_cli.command("create")
 def users_create(name: str) -> None:
     """Create a user and print its first API key (shown once)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         issued = _users().create_user(name)
@@ -62,7 +62,7 @@ def users_list() -> None:
 @keys_cli.command("create")
 def keys_create(user: str) -> None:
     """Print a new API key for USER (shown once)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         issued = _users().create_key(user)
@@ -75,7 +75,7 @@ def keys_create(user: str) -> None:
 @keys_cli.command("revoke")
 def keys_revoke(prefix: str) -> None:
     """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         key = _users().revoke_key(prefix)
