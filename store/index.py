@@ -198,7 +198,7 @@ class ConceptIndex:
             table = entry.table
             if table.n == 0:
                 return [[] for _ in range(len(q))]
-            scores, ids = table.search(q, k)
+            scores, ids = table.search(q, k, threads=self.search_threads)
             concepts = np.asarray(
                 [[table.concept_of(int(i)) for i in row] for row in ids], dtype=np.int64
             ).reshape(ids.shape)

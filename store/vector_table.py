@@ -199,8 +199,16 @@ class VectorTable:
 
     # -- search -----------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``min(k, n)`` (scores, image ids) per query row, best first."""
+    def search(
+        self, queries: np.ndarray, k: int, *, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``min(k, n)`` (scores, image ids) per query row, best first.
+
+        ``threads``: torch threads for the int8 pass, set for the calling thread only and
+        restored after (the embedder on the same worker thread keeps its own count). Two
+        OpenMP teams (torch's and FAISS's) spinning on shared cores cost far more than one
+        thread's scan.
+        """
         k = min(k, self.n)
         m = len(queries)
         if k == 0:
@@ -209,7 +217,12 @@ class VectorTable:
             # From three queries on, FAISS's BLAS path reads the fp32 rows once for all of them.
             scores, pos = faiss.knn(queries, self.vectors, k, faiss.METRIC_INNER_PRODUCT)
             return scores, self._ids[pos]
-        return self._search_compressed(np.ascontiguousarray(queries, dtype=np.float32), k)
+        before = torch.get_num_threads()  # this thread's count (an OpenMP per-thread setting)
+        torch.set_num_threads(threads)
+        try:
+            return self._search_compressed(np.ascontiguousarray(queries, dtype=np.float32), k)
+        finally:
+            torch.set_num_threads(before)
 
     def _search_compressed(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._blocks is not None

@@ -188,3 +188,26 @@ def test_spiky_queries_and_repacked_blocks_stay_exact(
     got = table.search(q, K)
     want_scores, want_pos = exact(x[kept], q, K)
     assert_same_top_k(got, (want_scores, kept[want_pos]), x, q)
+
+
+def test_int8_pass_runs_on_the_callers_thread_count_and_restores_it(
+    rng: np.random.Generator,
+) -> None:
+    x = random_data(rng, 2000)
+    table = VectorTable(DIM, compressed_min=1000)
+    table.add(np.arange(2000), np.zeros(2000, dtype=np.int64), x)
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    scores = vector_table._int8_scores
+
+    def spy(q: torch.Tensor, packed: object) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return scores(q, packed)
+
+    vector_table._int8_scores = spy  # type: ignore[assignment]
+    try:
+        table.search(x[:6], K, threads=1)
+    finally:
+        vector_table._int8_scores = scores
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
