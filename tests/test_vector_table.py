@@ -197,6 +197,7 @@ def test_int8_pass_runs_on_the_callers_thread_count_and_restores_it(
     table = VectorTable(DIM, compressed_min=1000)
     table.add(np.arange(2000), np.zeros(2000, dtype=np.int64), x)
     before = torch.get_num_threads()
+    torch.set_num_threads(2)  # as a worker thread whose embedder uses two
     seen: list[int] = []
     scores = vector_table._int8_scores
 
@@ -207,7 +208,8 @@ def test_int8_pass_runs_on_the_callers_thread_count_and_restores_it(
     vector_table._int8_scores = spy  # type: ignore[assignment]
     try:
         table.search(x[:6], K, threads=1)
+        assert torch.get_num_threads() == 2
     finally:
         vector_table._int8_scores = scores
+        torch.set_num_threads(before)
     assert seen and set(seen) == {1}
-    assert torch.get_num_threads() == before
