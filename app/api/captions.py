@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from pydantic import Field
 
 from app.deps import CurrentUser, RuntimeDep
 from app.problems import problem_responses
 from app.runtime import Runtime
 from app.schemas import (
+    ID_MAX,
     CaptionPublic,
     ConceptRef,
     RetrievalPublic,
@@ -19,7 +21,7 @@ from app.schemas import (
 from app.services.captioning import CaptionRequest, CaptionService
 from app.services.retrieval import RetrievalService
 from app.services.timings import Timings
-from app.uploads import decode_query, read_upload
+from app.uploads import decode_query, read_upload, single_valued
 from model.photos import QueryPhoto
 from model.prompt import PromptStyle
 
@@ -46,11 +48,15 @@ async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> Quer
             max_pixels=limits.max_pixels,
             vlm_max_pixels=runtime.settings.vlm.max_pixels,
             clip_min_side=clip_min_side,
+            max_request_pixels=limits.max_request_pixels,
         )
 
 
 @retrieve_router.post(
-    "", response_model=RetrievalPublic, responses=problem_responses(401, 413, 415, 422, 503)
+    "",
+    response_model=RetrievalPublic,
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
+    dependencies=[Depends(single_valued("image", "top_k", "min_score"))],
 )
 async def retrieve(
     runtime: RuntimeDep,
@@ -93,7 +99,14 @@ async def retrieve(
 @caption_router.post(
     "",
     response_model=CaptionPublic,
-    responses=problem_responses(401, 404, 413, 415, 422, 502, 503, 504),
+    responses=problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
+    dependencies=[
+        Depends(
+            single_valued(
+                "image", "top_k", "min_score", "instruction", "max_tokens", "prompt_style"
+            )
+        )
+    ],
 )
 async def caption(
     runtime: RuntimeDep,
@@ -102,7 +115,7 @@ async def caption(
     top_k: TopK = None,
     min_score: MinScore = None,
     concept_ids: Annotated[
-        list[int] | None,
+        list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None,
         Form(
             description="Skip retrieval: caption with exactly these concepts (yours).", max_length=8
         ),

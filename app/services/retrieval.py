@@ -1,5 +1,6 @@
 """Which of the user's concepts appear in a photo: regions -> one batched embedding -> the
-user's own FAISS index -> merged, de-duplicated, floored top-k (DESIGN.md §2 steps 3-5)."""
+user's own FAISS index -> merged, de-duplicated, floored top-k (steps 3-5 of a caption in
+docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,13 @@ class RetrievalService:
         }
         images = repo.images_by_ids(user_id, [c.image_id for c in chosen])
         return [
-            Match(concepts[c.concept_id], images[c.image_id], c.score, regions[c.region_index].box)
+            Match(
+                concepts[c.concept_id],
+                images[c.image_id],
+                # Cosines of float32 unit vectors can land a rounding step above 1.
+                min(1.0, max(-1.0, c.score)),
+                regions[c.region_index].box,
+            )
             for c in chosen
             if c.concept_id in concepts and c.image_id in images
         ]

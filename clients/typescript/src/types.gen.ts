@@ -167,6 +167,12 @@ export type ConceptCreateForm = {
      * Category
      */
     category?: string | null;
+    /**
+     * Display Name
+     *
+     * Shown to the model instead of the name, e.g. `Iron Man`
+     */
+    display_name?: string | null;
 };
 
 /**
@@ -214,9 +220,15 @@ export type ConceptPublic = {
     /**
      * Name
      *
-     * Stored without angle brackets; prompts show it as <name>.
+     * Stored without angle brackets; the concept's identity.
      */
     name: string;
+    /**
+     * Display Name
+     *
+     * Shown to the model as <display_name> instead of <name> when set (RAP/RePIC database.json `name`); captions naming either count as mentions.
+     */
+    display_name?: string | null;
     /**
      * Info
      */
@@ -256,19 +268,32 @@ export type ConceptRef = {
 /**
  * ConceptUpdate
  *
- * Fields to change; omitted fields stay as they are.
+ * Fields to change. An omitted field stays as it is; `null` clears a field (`info` becomes
+ * empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
  */
 export type ConceptUpdate = {
     /**
      * Name
+     *
+     * A new name; never null.
      */
     name?: string | null;
     /**
+     * Display Name
+     *
+     * Empty or null removes it.
+     */
+    display_name?: string | null;
+    /**
      * Info
+     *
+     * New info text; null clears it.
      */
     info?: string | null;
     /**
      * Category
+     *
+     * New category; null clears it.
      */
     category?: string | null;
 };
@@ -473,8 +498,32 @@ export type RetrievedConceptPublic = {
 export type UserCreate = {
     /**
      * Name
+     *
+     * Case-insensitive: `Alice` and `alice` are one user.
      */
     name: string;
+};
+
+/**
+ * UserDeleted
+ */
+export type UserDeleted = {
+    /**
+     * Name
+     */
+    name: string;
+    /**
+     * Concepts
+     *
+     * Concepts deleted with the user.
+     */
+    concepts: number;
+    /**
+     * Photos
+     *
+     * Reference photos deleted with the user.
+     */
+    photos: number;
 };
 
 /**
@@ -543,6 +592,10 @@ export type ReadyzData = {
 
 export type ReadyzErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -572,9 +625,17 @@ export type MetricsData = {
 
 export type MetricsErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
 };
 
 export type MetricsError = MetricsErrors[keyof MetricsErrors];
@@ -620,6 +681,10 @@ export type ListConceptsErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -649,9 +714,17 @@ export type CreateConceptData = {
 
 export type CreateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
     /**
      * Conflict
      */
@@ -668,6 +741,10 @@ export type CreateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -717,6 +794,10 @@ export type DeleteConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -765,6 +846,10 @@ export type GetConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -801,6 +886,10 @@ export type UpdateConceptData = {
 
 export type UpdateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -820,6 +909,10 @@ export type UpdateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -857,6 +950,10 @@ export type AddConceptImagesData = {
 
 export type AddConceptImagesErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -880,6 +977,10 @@ export type AddConceptImagesErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -939,6 +1040,10 @@ export type DeleteConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -961,6 +1066,12 @@ export type DeleteConceptImageResponse = DeleteConceptImageResponses[keyof Delet
 
 export type GetConceptImageData = {
     body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
     path: {
         /**
          * Concept Id
@@ -993,6 +1104,10 @@ export type GetConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -1013,6 +1128,70 @@ export type GetConceptImageResponses = {
 
 export type GetConceptImageResponse = GetConceptImageResponses[keyof GetConceptImageResponses];
 
+export type GetConceptImageThumbnailData = {
+    body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
+    path: {
+        /**
+         * Concept Id
+         *
+         * A concept's id
+         */
+        concept_id: number;
+        /**
+         * Image Id
+         *
+         * A reference image's id
+         */
+        image_id: number;
+    };
+    query?: never;
+    url: '/concepts/{concept_id}/images/{image_id}/thumbnail';
+};
+
+export type GetConceptImageThumbnailErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetConceptImageThumbnailError = GetConceptImageThumbnailErrors[keyof GetConceptImageThumbnailErrors];
+
+export type GetConceptImageThumbnailResponses = {
+    /**
+     * A small JPEG made at upload
+     */
+    200: Blob | File;
+};
+
+export type GetConceptImageThumbnailResponse = GetConceptImageThumbnailResponses[keyof GetConceptImageThumbnailResponses];
+
 export type RetrieveData = {
     body: RetrieveForm;
     path?: never;
@@ -1021,6 +1200,10 @@ export type RetrieveData = {
 };
 
 export type RetrieveErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
     /**
      * Unauthorized
      */
@@ -1037,6 +1220,10 @@ export type RetrieveErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1067,6 +1254,10 @@ export type CaptionData = {
 
 export type CaptionErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1086,6 +1277,10 @@ export type CaptionErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1156,6 +1351,10 @@ export type CreateUserData = {
 };
 
 export type CreateUserErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
     /**
      * Unauthorized
      */
@@ -1261,6 +1460,10 @@ export type CreateKeyErrors = {
      */
     404: Problem;
     /**
+     * Conflict
+     */
+    409: Problem;
+    /**
      * Unprocessable Content
      */
     422: Problem;
@@ -1330,3 +1533,95 @@ export type RevokeKeyResponses = {
 };
 
 export type RevokeKeyResponse = RevokeKeyResponses[keyof RevokeKeyResponses];
+
+export type DeleteUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}';
+};
+
+export type DeleteUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteUserError = DeleteUserErrors[keyof DeleteUserErrors];
+
+export type DeleteUserResponses = {
+    /**
+     * Successful Response
+     */
+    200: UserDeleted;
+};
+
+export type DeleteUserResponse = DeleteUserResponses[keyof DeleteUserResponses];
+
+export type ExportUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}/export';
+};
+
+export type ExportUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ExportUserError = ExportUserErrors[keyof ExportUserErrors];
+
+export type ExportUserResponses = {
+    /**
+     * concepts.json and photos/
+     */
+    200: Blob | File;
+};
+
+export type ExportUserResponse = ExportUserResponses[keyof ExportUserResponses];
