@@ -17,6 +17,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+# Defined without FastAPI (the command line raises them too); re-exported for the API.
+from app.errors import ProblemError as ProblemError
+from app.errors import not_found as not_found
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:repic:problem:"
 
@@ -61,33 +65,9 @@ class Problem(BaseModel):
     )
 
 
-class ProblemError(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        kind: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.kind = kind
-        self.detail = detail
-        self.headers = headers or {}
-        self.errors = errors
-
-
 def status_title(status: int) -> str:
     """The ``title`` of a problem with this status."""
     return _TITLES.get(status, "Error")
-
-
-def not_found(what: str) -> ProblemError:
-    return ProblemError(404, "not-found", f"{what} does not exist (or is not yours).")
 
 
 def problem_response(

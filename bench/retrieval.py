@@ -268,9 +268,9 @@ def main() -> None:
             f"Command: `python -m bench.retrieval`. Measured {datetime.now(UTC):%Y-%m-%d} on "
             f"{machine_line()}; load average {load_before:.1f} before, {load_after:.1f} after.",
             f"Single-thread read bandwidth (256 MiB): {bandwidth / 1e9:.1f} GB/s. "
-            f"d = {DIM}, k = {TOP_K}, `ConceptIndex.search` (exact results; compressed first pass "
-            "from 20k vectors) with the service's FAISS settings (`configure_faiss`: one "
-            "thread, BLAS path from three queries). A floor is the time to read the index's "
+            f"d = {DIM}, k = {TOP_K}, `ConceptIndex.search` (exact results; int8 first pass from "
+            "20k vectors) with the service's FAISS settings (`configure_faiss`: one thread, "
+            "BLAS path from three queries). A floor is the time to read the index's "
             "bytes once: measured on an array of the same size, and computed from the "
             "bandwidth; ratios use the lower one.",
             searches,
@@ -287,9 +287,11 @@ def main() -> None:
             ingest,
             "### Compressed scan, add cost, memory (`bench/index_costs.py`)",
             compressed,
-            "From REPIC_INDEX__COMPRESSED_MIN_VECTORS on, one or two queries scan 8-bit codes and "
-            "re-score candidates in fp32 with a per-row error bound that guarantees the exact "
-            "top-k; a batch of crops keeps FAISS's one-pass BLAS scan over the fp32 rows.",
+            "From REPIC_INDEX__COMPRESSED_MIN_VECTORS on, all crops of a query are scored in one "
+            "FBGEMM int8 matrix product over per-row int8 codes (a quarter of the fp32 bytes, "
+            "read once for all crops); the candidates are re-scored in fp32, and an error bound "
+            "(code error of the rows, quantisation error of the queries) widens the candidate "
+            "set until it provably holds the exact top-k.",
             "Adding one photo's vector (the log append) against rewriting the user's file, as "
             "every add did before:",
             adds,

@@ -1,7 +1,7 @@
 """Per-user exact search over concept image vectors, rebuilt from the database when in doubt.
 
 Each user has an own :class:`~store.vector_table.VectorTable` (fp32 rows keyed by image id, with
-an SQ8 first pass from a size threshold on, always returning the exact top-k). One user's search
+an int8 first pass from a size threshold on, always returning the exact top-k). One user's search
 never touches another user's rows.
 
 Crash consistency. The database is the source of truth: every vector is stored there with the id of
@@ -124,7 +124,7 @@ class ConceptIndex:
     ``loader(user_id)`` returns the user's :class:`UserVectors`; ``db_version(user_id)`` returns
     the user's current version cheaply (0 for a user without vectors). ``cache_max_bytes`` caps
     the memory of loaded indexes (the index in use is kept even when it alone is larger);
-    ``compressed_min_vectors`` is the size from which a user's search starts with the SQ8 scan.
+    ``compressed_min_vectors`` is the size from which a user's search starts with the int8 pass.
     """
 
     def __init__(
@@ -198,7 +198,7 @@ class ConceptIndex:
             table = entry.table
             if table.n == 0:
                 return [[] for _ in range(len(q))]
-            scores, ids = table.search(q, k)
+            scores, ids = table.search(q, k, threads=self.search_threads)
             concepts = np.asarray(
                 [[table.concept_of(int(i)) for i in row] for row in ids], dtype=np.int64
             ).reshape(ids.shape)

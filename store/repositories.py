@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, defer, raiseload
 
 from store.models import ApiKey, Concept, ConceptImage, User
+
+if TYPE_CHECKING:  # numpy loads where vectors are decoded, not for account commands
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -331,4 +334,6 @@ def decode_embedding(row: ConceptImage) -> np.ndarray | None:
     """The stored float32 vector of an image row, or ``None`` when it has none."""
     if row.embedding is None or row.embedding_dim is None:
         return None
+    import numpy as np
+
     return np.frombuffer(row.embedding, dtype="<f4").reshape(row.embedding_dim)

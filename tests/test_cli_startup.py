@@ -27,3 +27,30 @@ def test_help_runs_without_heavy_libraries() -> None:
         "assert CliRunner().invoke(cli, ['--help']).exit_code == 0"
     )
     assert imported_after(code) == []
+
+
+def test_account_commands_load_neither_fastapi_nor_numpy() -> None:
+    # `repic users create` needs the database layer, not the web framework, numpy or the
+    # eval/train stacks (httpx, the metrics).
+    probe = (
+        "import sys\nfrom app.cli import cli\nimport app.services.users, app.settings, store.db\n"
+        "print(' '.join(m for m in ('fastapi', 'numpy', 'httpx', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == []
+
+
+def test_eval_and_train_mount_when_invoked() -> None:
+    code = (
+        "from typer.testing import CliRunner\nfrom app.cli import cli\n"
+        "helped = CliRunner().invoke(cli, ['--help'])\n"
+        "assert helped.exit_code == 0 and 'eval' in helped.output and 'train' in helped.output\n"
+        "assert 'evaluation.cli' not in sys.modules\n"
+        "r = CliRunner().invoke(cli, ['eval', '--help'])\n"
+        "assert r.exit_code == 0 and 'grounding' in r.output, r.output\n"
+        "r = CliRunner().invoke(cli, ['train', '--help'])\n"
+        "assert r.exit_code == 0 and 'build-data' in r.output, r.output"
+    )
+    imported_after(code)  # raises when an assertion in the child fails

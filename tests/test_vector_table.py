@@ -5,7 +5,9 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
+import torch
 
+from store import vector_table
 from store.vector_table import RERANK, VectorTable
 
 DIM = 32
@@ -63,7 +65,7 @@ def assert_same_top_k(
 
 @pytest.mark.parametrize("make", [random_data, clustered_data, near_duplicate_data])
 def test_compressed_search_returns_the_exact_top_k(make, rng: np.random.Generator) -> None:
-    n = RERANK * 12  # more rows than one re-rank takes, so the error bound decides
+    n = 4000  # far more rows than one re-rank takes, so the error bound decides
     x = make(rng, n)
     table = VectorTable(DIM, compressed_min=1000)
     table.add(np.arange(n), np.arange(n) // 4, x)
@@ -76,7 +78,7 @@ def test_compressed_search_returns_the_exact_top_k(make, rng: np.random.Generato
 def test_one_tight_cluster_under_coarse_codes_matches(rng: np.random.Generator) -> None:
     # Nearly every row is in one tight cluster while a few spread-out rows make the codes
     # coarse: the approximate order inside the cluster is mostly noise.
-    n = RERANK * 2
+    n = RERANK * 8
     x = normalized(
         np.ones((n, DIM), dtype=np.float32) + 1e-3 * rng.standard_normal((n, DIM), dtype=np.float32)
     )
@@ -132,3 +134,82 @@ def test_replace_remove_and_memory_overhead(rng: np.random.Generator) -> None:
     assert ids[0, 0] == 5 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
     table.remove(np.array([5, 999]))
     assert table.n == 59 and table.concept_of(5) is None
+
+
+def crops_of(rng: np.random.Generator, x: np.ndarray, crops: int) -> np.ndarray:
+    """Query vectors like the crops of one photo: one row of ``x`` and nearby directions."""
+    centre = x[rng.integers(0, len(x))]
+    return normalized(centre + 0.3 * random_data(rng, crops))
+
+
+@pytest.mark.parametrize("make", [random_data, clustered_data, near_duplicate_data])
+def test_crops_of_one_query_are_exact_in_one_pass_over_the_codes(
+    make, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_table, "_BLOCK", 700)  # several blocks, a partial last one
+    n = 4000
+    x = make(rng, n)
+    table = VectorTable(DIM, compressed_min=1000)
+    table.add(np.arange(n), np.arange(n) // 4, x)
+    passes: list[int] = []
+    scores = vector_table._int8_scores
+
+    def counted(q: torch.Tensor, packed: object) -> torch.Tensor:
+        passes.append(len(q))
+        return scores(q, packed)
+
+    monkeypatch.setattr(vector_table, "_int8_scores", counted)
+    for _ in range(5):
+        passes.clear()
+        q = crops_of(rng, x, 6)
+        assert_same_top_k(table.search(q, K), exact(x, q, K), x, q)
+        # Each full block is scored once for all six crops (+ the query probe); the last 500
+        # rows are not a full block yet and are scored in fp32.
+        assert passes == [6] * (n // 700 + 1)
+
+
+def test_spiky_queries_and_repacked_blocks_stay_exact(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A query dominated by one coordinate quantises the others coarsely; adds after the
+    # compression and removals in the middle repack blocks: the bound covers every case.
+    monkeypatch.setattr(vector_table, "_BLOCK", 512)
+    table = VectorTable(DIM, compressed_min=1000)
+    x = clustered_data(rng, 3000)
+    table.add(np.arange(1500), np.zeros(1500, dtype=np.int64), x[:1500])
+    for start in range(1500, 3000, 300):
+        rows = np.arange(start, start + 300)
+        table.add(rows, np.zeros(300, dtype=np.int64), x[rows])
+    table.remove(np.arange(700, 900))
+    kept = np.concatenate([np.arange(700), np.arange(900, 3000)])
+    spiky = random_data(rng, 6)
+    spiky[:, 3] = 40.0
+    q = np.concatenate([normalized(spiky), crops_of(rng, x, 6)])
+    got = table.search(q, K)
+    want_scores, want_pos = exact(x[kept], q, K)
+    assert_same_top_k(got, (want_scores, kept[want_pos]), x, q)
+
+
+def test_int8_pass_runs_on_the_callers_thread_count_and_restores_it(
+    rng: np.random.Generator,
+) -> None:
+    x = random_data(rng, 2000)
+    table = VectorTable(DIM, compressed_min=1000)
+    table.add(np.arange(2000), np.zeros(2000, dtype=np.int64), x)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # as a worker thread whose embedder uses two
+    seen: list[int] = []
+    scores = vector_table._int8_scores
+
+    def spy(q: torch.Tensor, packed: object) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return scores(q, packed)
+
+    vector_table._int8_scores = spy  # type: ignore[assignment]
+    try:
+        table.search(x[:6], K, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        vector_table._int8_scores = scores
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from app.cli.accounts import db_cli, keys_cli, users_cli
 from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
 from app.cli.storage import gc
 
-cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
+# `repic eval` and `repic train` pull in httpx, numpy and the training stack: they are listed in
+# the help from this table and imported only when one of them runs.
+_LAZY = {
+    "eval": ("evaluation.cli", "eval_app", "Personal grounding and retrieval evaluation."),
+    "train": ("training.cli", "train_app", "RePIC post-training (GRPO) recipe."),
+}
+
+
+class _LazyGroup(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, _, text) in _LAZY.items():
+            self.commands.setdefault(name, TyperCommand(name=name, help=text))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] in _LAZY and not isinstance(self.commands[args[0]], TyperGroup):
+            module, attr, text = _LAZY[args[0]]
+            group = typer.main.get_command(getattr(importlib.import_module(module), attr))
+            group.name, group.help = args[0], text
+            self.commands[args[0]] = group
+        return super().resolve_command(ctx, args)
+
+
+cli = typer.Typer(
+    cls=_LazyGroup, no_args_is_help=True, help="RePIC personalized captioning service."
+)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(db_cli, name="db")
@@ -19,17 +48,6 @@ cli.command("reindex")(reindex)
 cli.command("caption")(caption)
 cli.command("derivatives")(derivatives)
 cli.command("gc")(gc)
-
-
-def _mount_optional() -> None:
-    from evaluation.cli import eval_app
-    from training.cli import train_app
-
-    cli.add_typer(eval_app, name="eval", help="Personal grounding and retrieval evaluation.")
-    cli.add_typer(train_app, name="train", help="RePIC post-training (GRPO) recipe.")
-
-
-_mount_optional()
 
 
 def main() -> None:

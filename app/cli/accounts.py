@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from app.problems import ProblemError
+    from app.errors import ProblemError
     from app.services.user_data import UserDataService
     from app.services.users import UserService
 
@@ -53,7 +53,7 @@ def _fail(exc: ProblemError) -> typer.Exit:
 @users_cli.command("create")
 def users_create(name: str) -> None:
     """Create a user and print its first API key (shown once)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         issued = _users().create_user(name)
@@ -81,7 +81,7 @@ def users_delete(
     if not yes:
         err.print("[red]error:[/red] deleting a user cannot be undone; add --yes to confirm.")
         raise typer.Exit(code=2)
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         deleted = _user_data().delete(name)
@@ -96,7 +96,7 @@ def users_delete(
 @users_cli.command("export")
 def users_export(name: str, output: Path) -> None:
     """Write a zip of a user's data (concepts.json and photos/) to OUTPUT."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         data = _user_data().export(name)
@@ -109,7 +109,7 @@ def users_export(name: str, output: Path) -> None:
 @keys_cli.command("create")
 def keys_create(user: str) -> None:
     """Print a new API key for USER (shown once)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         issued = _users().create_key(user)
@@ -122,7 +122,7 @@ def keys_create(user: str) -> None:
 @keys_cli.command("revoke")
 def keys_revoke(prefix: str) -> None:
     """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
 
     try:
         key = _users().revoke_key(prefix)

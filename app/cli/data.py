@@ -117,8 +117,8 @@ def _import_one(
     concept: SourceConcept,
     images: list[NormalizedImage],
 ) -> tuple[str, int]:
+    from app.errors import ProblemError
     from app.names import InvalidName, name_key, normalize_name
-    from app.problems import ProblemError
     from store.repositories import ConceptRepository
 
     if not images:
@@ -200,7 +200,7 @@ def caption(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
-    from app.problems import ProblemError
+    from app.errors import ProblemError
     from app.services.captioning import CaptionRequest, CaptionService
     from app.services.retrieval import RetrievalService
     from app.services.timings import Timings

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.blob_gc import sweep_blobs
-from app.runtime import build_runtime
 from app.settings import Settings
+
+# The runtime (torch, the embedder, the blob store) loads inside the command, so that `repic
+# --help` and the account commands start at once.
 
 console = Console()
 
@@ -27,6 +28,9 @@ def gc(
 
     Safe while the service runs, on any number of hosts at once.
     """
+    from app.blob_gc import sweep_blobs
+    from app.runtime import build_runtime
+
     runtime = build_runtime(Settings())
     try:
         report = sweep_blobs(runtime, grace_s=grace_s, orphans=orphans)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.problems import ProblemError, not_found
+from app.errors import ProblemError, not_found
 from store.db import transaction
 from store.models import ApiKey, User
 from store.repositories import UserRepository
