@@ -2,7 +2,7 @@
 
 import { type Client, formDataBodySerializer, type Options as Options2, type TDataShape } from './client';
 import { client } from './client.gen';
-import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
+import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -138,6 +138,17 @@ export const deleteConceptImage = <ThrowOnError extends boolean = false>(options
 export const getConceptImage = <ThrowOnError extends boolean = false>(options: Options<GetConceptImageData, ThrowOnError>) => (options.client ?? client).get<GetConceptImageResponses, GetConceptImageErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
     url: '/concepts/{concept_id}/images/{image_id}',
+    ...options
+});
+
+/**
+ * Get Concept Image Thumbnail
+ *
+ * A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists.
+ */
+export const getConceptImageThumbnail = <ThrowOnError extends boolean = false>(options: Options<GetConceptImageThumbnailData, ThrowOnError>) => (options.client ?? client).get<GetConceptImageThumbnailResponses, GetConceptImageThumbnailErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/concepts/{concept_id}/images/{image_id}/thumbnail',
     ...options
 });
 

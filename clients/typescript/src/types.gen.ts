@@ -167,6 +167,12 @@ export type ConceptCreateForm = {
      * Category
      */
     category?: string | null;
+    /**
+     * Display Name
+     *
+     * Shown to the model instead of the name, e.g. `Iron Man`
+     */
+    display_name?: string | null;
 };
 
 /**
@@ -214,9 +220,15 @@ export type ConceptPublic = {
     /**
      * Name
      *
-     * Stored without angle brackets; prompts show it as <name>.
+     * Stored without angle brackets; the concept's identity.
      */
     name: string;
+    /**
+     * Display Name
+     *
+     * Shown to the model as <display_name> instead of <name> when set (RAP/RePIC database.json `name`); captions naming either count as mentions.
+     */
+    display_name?: string | null;
     /**
      * Info
      */
@@ -263,6 +275,12 @@ export type ConceptUpdate = {
      * Name
      */
     name?: string | null;
+    /**
+     * Display Name
+     *
+     * Empty or null removes it.
+     */
+    display_name?: string | null;
     /**
      * Info
      */
@@ -1012,6 +1030,62 @@ export type GetConceptImageResponses = {
 };
 
 export type GetConceptImageResponse = GetConceptImageResponses[keyof GetConceptImageResponses];
+
+export type GetConceptImageThumbnailData = {
+    body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
+    path: {
+        /**
+         * Concept Id
+         */
+        concept_id: number;
+        /**
+         * Image Id
+         */
+        image_id: number;
+    };
+    query?: never;
+    url: '/concepts/{concept_id}/images/{image_id}/thumbnail';
+};
+
+export type GetConceptImageThumbnailErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetConceptImageThumbnailError = GetConceptImageThumbnailErrors[keyof GetConceptImageThumbnailErrors];
+
+export type GetConceptImageThumbnailResponses = {
+    /**
+     * A small JPEG made at upload
+     */
+    200: Blob | File;
+};
+
+export type GetConceptImageThumbnailResponse = GetConceptImageThumbnailResponses[keyof GetConceptImageThumbnailResponses];
 
 export type RetrieveData = {
     body: RetrieveForm;
