@@ -92,8 +92,9 @@ def open_page(browser: Browser, live: Live, request: pytest.FixtureRequest) -> I
 
 
 def sign_in(page: Page, key: str) -> None:
-    page.get_by_label("API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
+    """By keyboard: the key field has the focus, Enter submits."""
+    page.keyboard.type(key)
+    page.keyboard.press("Enter")
 
 
 def check_page(page: Page, name: str, width: int) -> list[dict[str, object]]:
@@ -210,6 +211,23 @@ def test_caption_playground_draws_boxes(
     expect(page.get_by_role("table", name="Caption timings")).to_contain_text("vlm")
     thumbnail_loaded(page, ".demos img")
 
+    page.get_by_text("Options").click()
+    page.get_by_label("Or pick concepts by hand").select_option(label="<mia>")
+    page.get_by_label("Instruction or question").fill("What is <mia> doing?")
+    page.get_by_label("Max tokens").fill("4")
+    caption_photo(page, live.photos / "photo-3.jpg")
+    expect(page.get_by_role("list", name="Demonstrations used")).to_contain_text("picked by hand")
+    expect(page.get_by_role("list", name="Demonstrations used").locator("li")).to_have_count(1)
+
+    page.locator("#query-photo").set_input_files(live.photos / "notes.txt")
+    page.get_by_role("button", name="Caption", exact=True).click()
+    problem = page.locator(".problem")
+    expect(problem).to_contain_text("415")
+    expect(problem).to_contain_text("JPEG")  # the problem's detail names what is accepted
+    page.locator("#query-photo").set_input_files(live.photos / "photo-2.jpg")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.locator("#caption")).to_be_attached(timeout=60_000)
+
 
 def test_concept_info_is_text_not_html(
     open_page: OpenPage, live: Live, seeded: dict[str, int]
@@ -246,6 +264,27 @@ def test_every_page_is_accessible_at_both_widths(
         Path(readme).mkdir(parents=True, exist_ok=True)
         for name in ("gallery", "playground"):
             shutil.copy(SHOTS / f"{name}-{width}.png", Path(readme) / f"{name}.png")
+
+
+def test_gallery_pages_through_many_concepts(
+    open_page: OpenPage, live: Live, seeded: dict[str, int]
+) -> None:
+    # Runs after the screenshots: it adds concepts until there are two pages and a bit.
+    for n in range(30 - len(seeded)):
+        _post_concept(live, f"extra{n:02d}", None, [n % 8 + 1])
+    page: Page = open_page()
+    sign_in(page, live.key)
+    pager = page.get_by_role("navigation", name="Pages")
+    expect(pager).to_contain_text("1–24 of 30")
+    expect(page.locator(".card")).to_have_count(24)
+    pager.get_by_role("button", name="Next").click()
+    expect(pager).to_contain_text("25–30 of 30")
+    expect(page.locator(".card")).to_have_count(6)
+    expect(pager.get_by_role("button", name="Next")).to_be_disabled()
+    page.get_by_label("Find a concept by name").fill("<EXTRA07>")
+    page.keyboard.press("Enter")
+    expect(page.locator(".card")).to_have_count(1)
+    expect(page.locator(".card")).to_contain_text("<extra07>")
 
 
 def test_home_without_a_build_is_a_clear_503(tmp_path: Path) -> None:
