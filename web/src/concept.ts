@@ -9,8 +9,7 @@ import {
 } from '@repic/client';
 
 import { ApiError, call, client } from './api';
-import { announce, dropZone, h } from './dom';
-import { tag } from './gallery';
+import { announce, dropZone, h, tag } from './dom';
 import { photo } from './thumbs';
 import { uploads } from './upload';
 

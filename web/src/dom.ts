@@ -25,6 +25,11 @@ export function append(parent: Node, ...children: Child[]): void {
   }
 }
 
+/** A concept's name as the model writes it: rex is <rex>. */
+export function tag(name: string): string {
+  return `<${name}>`;
+}
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 export function svg(tag: string, attrs: Attrs = {}, text?: string): SVGElement {

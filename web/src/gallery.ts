@@ -2,14 +2,10 @@
 import { listConcepts, type ConceptPublic } from '@repic/client';
 
 import { ApiError, call, client } from './api';
-import { announce, h } from './dom';
+import { announce, h, tag } from './dom';
 import { photo } from './thumbs';
 
 const PAGE = 24;
-
-export function tag(name: string): string {
-  return `<${name}>`;
-}
 
 function card(concept: ConceptPublic): HTMLElement {
   const first = concept.images[0];

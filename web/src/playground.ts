@@ -9,8 +9,7 @@ import {
 } from '@repic/client';
 
 import { ApiError, call, client } from './api';
-import { dropZone, h, svg } from './dom';
-import { tag } from './gallery';
+import { dropZone, h, svg, tag } from './dom';
 import { photo } from './thumbs';
 
 const COLOURS = ['#e4572e', '#17bebb', '#ffc914', '#76b041', '#8e44ad', '#2e86de', '#ff6f91', '#ff9f1c'];
