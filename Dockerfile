@@ -5,6 +5,16 @@
 #   docker build --build-arg TORCH_VARIANT=cu128 -t repic-service:cu128 .
 #   docker build --build-arg REPIC_EXTRAS=train -t repic-service:train .
 
+# The web UI (web/: TypeScript and the generated SDK, bundled by esbuild) into app/ui_dist.
+FROM node:20.19.0-bookworm-slim AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY clients/typescript/src /src/clients/typescript/src
+COPY web/ ./
+RUN npm run build
+
+
 FROM python:3.11.14-slim-bookworm AS builder
 
 # Must match the torch/torchvision pins in pyproject.toml (a test checks this).
@@ -33,6 +43,7 @@ RUN python docker/pyproject_requirements.py pyproject.toml "${REPIC_EXTRAS}" > r
     && pip install --no-cache-dir -r requirements.txt
 
 COPY . .
+COPY --from=web /src/app/ui_dist app/ui_dist
 RUN pip install --no-cache-dir --no-deps .
 
 

@@ -10,7 +10,8 @@ PORT ?= 8000
 
 export HF_HUB_OFFLINE ?= 0
 
-.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools fuzz
+.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools \
+	web screenshots fuzz
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -52,7 +53,28 @@ clients: openapi sdk-tools
 		--output-path clients/python --overwrite --meta uv --fail-on-warning
 	cd clients/typescript && node_modules/.bin/openapi-ts --silent
 
-serve: $(STAMP)
+# The web UI: web/ (TypeScript, esbuild, the generated SDK) bundled into app/ui_dist, served at /.
+# Rebuilt only when a source changed; npm ci only when the lock changed (offline after that).
+WEB_STAMP := web/node_modules/.repic-installed
+UI := app/ui_dist/index.html
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/tsconfig.json \
+	$(wildcard clients/typescript/src/*.ts clients/typescript/src/*/*.ts)
+
+$(WEB_STAMP): web/package-lock.json
+	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(UI): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+web: $(UI)
+
+# The README's screenshots (docs/screenshots), taken by the browser tests' own scenario.
+screenshots: $(STAMP) $(UI)
+	HF_HUB_OFFLINE=1 REPIC_UI_README_SHOTS=docs/screenshots $(BIN)/pytest -q tests/web -k accessible
+
+serve: $(STAMP) $(UI)
 	$(BIN)/repic db upgrade
 	$(BIN)/uvicorn --factory app.main:create_app --host $(HOST) --port $(PORT) --no-server-header
 
@@ -62,7 +84,7 @@ $(DEMO_ENV): | $(STAMP)
 	mkdir -p var/demo
 	HF_HUB_OFFLINE=1 $(BIN)/repic dev tiny-models var/demo/models --data-dir var/demo --env-file $@
 
-demo: $(STAMP) $(DEMO_ENV)
+demo: $(STAMP) $(DEMO_ENV) $(UI)
 	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/repic db upgrade
 	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/uvicorn --factory app.main:create_app --no-server-header \
 		--host $(HOST) --port $(PORT)
@@ -86,7 +108,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
 
-pytest: $(STAMP) postgres vllm-env sdk-tools
+pytest: $(STAMP) postgres vllm-env sdk-tools $(UI)
 	HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
 		$(BIN)/pytest -q -ra
 
@@ -98,4 +120,4 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-vllm $(SDKGEN) var .mypy_cache .ruff_cache .pytest_cache \
-		clients/typescript/node_modules
+		clients/typescript/node_modules web/node_modules app/ui_dist

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_PATH = "/docs-assets"
@@ -37,7 +37,7 @@ def _page(title: str, head: str, body: str) -> HTMLResponse:
 
 
 def install_docs(app: FastAPI) -> None:
-    """`/docs` (Swagger UI), `/redoc`, their assets under `/docs-assets`, and `/` -> `/docs`."""
+    """`/docs` (Swagger UI), `/redoc` and their assets under `/docs-assets`."""
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
     swagger_config = {
@@ -52,10 +52,6 @@ def install_docs(app: FastAPI) -> None:
         "{presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset], "
         "layout: 'BaseLayout'}));\n"
     )
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

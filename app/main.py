@@ -23,6 +23,7 @@ from app.problems import install_problem_handlers
 from app.readiness import model_readiness_checks, preload_models
 from app.runtime import build_runtime
 from app.settings import Settings
+from app.ui import install_ui
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_openapi(app)
     install_docs(app)
+    install_ui(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

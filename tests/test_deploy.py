@@ -100,8 +100,13 @@ def test_dockerfile_pins_the_torch_pair_of_pyproject() -> None:
 def test_dockerfile_runs_unprivileged_on_a_pinned_base() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     bases = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
-    assert len(bases) == 2 and len(set(bases)) == 1
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", bases[0])
+    python = [b for b in bases if b.startswith("python:")]
+    assert len(python) == 2 and len(set(python)) == 1
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", python[0])
+    # the web UI's build stage (node): pinned too
+    assert all(
+        re.fullmatch(r"node:\d+\.\d+\.\d+-bookworm-slim", b) for b in bases if b not in python
+    )
     user = re.findall(r"^USER (\S+)", dockerfile, flags=re.MULTILINE)[-1]
     assert user.split(":")[0] not in ("0", "root")
     assert "/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]

@@ -1,0 +1,129 @@
+"""A live server (demo tiny models), Debian's Chromium driven by Playwright, and screenshots.
+
+Screenshots of every page go to var/ui-screenshots on each run (git-ignored); a failing test
+adds its last view as FAILED-<test>.png there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from model.tiny.clip import TinyClip
+from tests.test_e2e_server import free_port
+from tests.web.photos import scene
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SHOTS = ROOT / "var" / "ui-screenshots"
+MAX_BYTES = 200_000
+
+
+@dataclass
+class Live:
+    url: str
+    key: str
+    photos: Path
+
+
+def chromium() -> str:
+    """Debian's chromium, installed with apt when missing (Playwright's download is unreachable)."""
+    found = shutil.which("chromium")
+    if found is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        found = shutil.which("chromium")
+    assert found, "chromium is not installed and apt-get could not install it"
+    return found
+
+
+@pytest.fixture(scope="session")
+def live(
+    tmp_path_factory: pytest.TempPathFactory, tiny_clip: TinyClip, tiny_qwen_dir: Path
+) -> Iterator[Live]:
+    if not (ROOT / "app" / "ui_dist" / "index.html").is_file():
+        pytest.fail("the web UI is not built: run `make web` (make test builds it)")
+    root = tmp_path_factory.mktemp("web")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "REPIC_DATABASE_URL": f"sqlite:///{root / 'repic.db'}",
+        "REPIC_DATA_DIR": str(root / "data"),
+        "REPIC_EMBEDDER__MODEL": str(tiny_clip.config_path),
+        "REPIC_EMBEDDER__PRETRAINED": str(tiny_clip.checkpoint_path),
+        "REPIC_VLM__BACKEND": "transformers",
+        "REPIC_VLM__MODEL": str(tiny_qwen_dir),
+        "REPIC_VLM__MAX_TOKENS": "8",
+        "REPIC_RETRIEVAL__MIN_SCORE": "-1",
+        "REPIC_UPLOAD__MAX_BYTES": str(MAX_BYTES),
+    }
+    subprocess.run([BIN / "repic", "db", "upgrade"], env=env, check=True, capture_output=True)
+    out = subprocess.run(
+        [BIN / "repic", "users", "create", "ada"], env=env, check=True, capture_output=True
+    )
+    key = out.stdout.decode().strip().splitlines()[-1]
+    photos = root / "photos"
+    photos.mkdir()
+    for seed in range(1, 9):
+        (photos / f"photo-{seed}.jpg").write_bytes(scene(seed))
+    (photos / "too-big.jpg").write_bytes(scene(9) + b"\0" * MAX_BYTES)
+    (photos / "notes.txt").write_bytes(b"shopping list: socks, tennis balls\n")
+    port = free_port()
+    log = root / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [BIN / "uvicorn", "--factory", "app.main:create_app", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not come up: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield Live(url=url, key=key, photos=photos)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in SHOTS.glob("FAILED-*.png"):
+        stale.unlink()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    page = getattr(item, "ui_page", None)
+    if report.when == "call" and report.failed and isinstance(page, Page) and not page.is_closed():
+        page.screenshot(path=SHOTS / f"FAILED-{item.name}.png", full_page=True)
+    return report
