@@ -110,7 +110,11 @@ def _refine_operation(operation: JSON, renames: dict[str, str]) -> None:
     operation.setdefault("security", [])
     responses: JSON = operation["responses"]
     extra = [500]
-    if secured:
+    if secured and "health" in operation.get("tags", []):
+        # Probes answer anyone; a token only adds detail (readyz) or is an operator's choice
+        # (metrics). `{}` first: no credentials is a valid way to call them.
+        operation["security"] = [{}, *operation["security"]]
+    elif secured:
         extra += [401, 503]
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:

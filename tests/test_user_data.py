@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
+from app.blob_gc import sweep_blobs
 from app.cli import cli
 from app.settings import Settings
 from tests import images
@@ -47,7 +48,9 @@ async def test_delete_user_removes_everything(
     assert_problem(await alice.client.get("/concepts"), 401, "unauthorized")
     users = (await anon.get("/admin/users", headers=admin_headers())).json()
     assert [u["name"] for u in users["data"]] == ["bob"]
-    assert len(files_under(settings.blob_dir)) == 1  # bob's photo, shared bytes kept
+    # The photos go to the grace-period sweep; shared bytes stay for bob.
+    assert sweep_blobs(app.state.runtime, grace_s=0).deleted == 2
+    assert len(files_under(settings.blob_dir)) == 1  # bob's photo
     assert not [p for p in settings.index_dir.glob("user_*") if "user_2" not in p.name]
     bobs = (await bob.client.get("/concepts")).json()["data"]
     image = bobs[0]["images"][0]["id"]
@@ -92,5 +95,8 @@ def test_cli_export_and_delete(cli_env: Settings, tmp_path: Path) -> None:  # no
     deleted = runner.invoke(cli, ["users", "delete", "carol", "--yes"])
     assert deleted.exit_code == 0, deleted.output
     assert "1 concepts" in deleted.output
+    # The photo waits for the sweep's grace period, like every unreferenced blob.
+    assert files_under(cli_env.blob_dir) != []
+    assert runner.invoke(cli, ["gc", "--grace-s", "0"]).exit_code == 0
     assert files_under(cli_env.blob_dir) == []
     assert "carol" not in runner.invoke(cli, ["users", "list"]).output

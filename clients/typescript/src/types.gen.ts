@@ -592,10 +592,6 @@ export type ReadyzData = {
 
 export type ReadyzErrors = {
     /**
-     * Unauthorized
-     */
-    401: Problem;
-    /**
      * Internal Server Error
      */
     500: Problem;
@@ -632,10 +628,6 @@ export type MetricsErrors = {
      * Internal Server Error
      */
     500: Problem;
-    /**
-     * Service Unavailable
-     */
-    503: Problem;
 };
 
 export type MetricsError = MetricsErrors[keyof MetricsErrors];
