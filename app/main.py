@@ -11,7 +11,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import admin, captions, concepts, health
+from app.api import admin, captions, concepts, health, jobs
 from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
 from app.logs import RequestIdMiddleware, configure_logging
@@ -20,6 +20,7 @@ from app.openapi import install_openapi, operation_id
 from app.problems import install_problem_handlers
 from app.readiness import model_readiness_checks, preload_models
 from app.runtime import build_runtime
+from app.services.job_runner import JobRunner
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.readiness_checks.update(model_readiness_checks(runtime))
         preload = asyncio.create_task(preload_models(runtime)) if settings.preload_models else None
+        jobs_task = None
+        if settings.jobs.run_in_api:
+            app.state.job_runner = JobRunner(runtime, name="api")
+            jobs_task = asyncio.create_task(app.state.job_runner.run())
         try:
             yield
         finally:
+            if jobs_task is not None:
+                app.state.job_runner.stop()
+                await jobs_task
             if preload is not None:
                 preload.cancel()
             await runtime.vlm.aclose()
@@ -69,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         concepts.router,
         captions.retrieve_router,
         captions.caption_router,
+        jobs.router,
         admin.router,
     ):
         app.include_router(router)

@@ -133,3 +133,8 @@ class ConceptImage(Base):
     thumb_blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
 
     concept: Mapped[Concept] = relationship(back_populates="images")
+
+
+# The job tables live in their own module; importing it here puts them on ``Base.metadata``
+# wherever the models are loaded (Alembic's comparison included).
+from store import jobs as _jobs  # noqa: E402, F401

@@ -7,6 +7,7 @@ import typer
 from app.cli.accounts import db_cli, keys_cli, users_cli
 from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
+from app.cli.jobs import caption_album, worker
 
 cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
 cli.add_typer(users_cli, name="users")
@@ -17,6 +18,8 @@ cli.add_typer(dev_cli, name="dev")
 cli.command("reindex")(reindex)
 cli.command("caption")(caption)
 cli.command("derivatives")(derivatives)
+cli.command("worker")(worker)
+cli.command("caption-album")(caption_album)
 
 
 def _mount_optional() -> None:
