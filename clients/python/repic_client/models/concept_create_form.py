@@ -21,12 +21,14 @@ class ConceptCreateForm:
         images (list[File]): 1-10 reference photos
         info (str | Unset):  Default: ''.
         category (None | str | Unset):
+        display_name (None | str | Unset): Shown to the model instead of the name, e.g. `Iron Man`
     """
 
     name: str
     images: list[File]
     info: str | Unset = ""
     category: None | str | Unset = UNSET
+    display_name: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +48,12 @@ class ConceptCreateForm:
         else:
             category = self.category
 
+        display_name: None | str | Unset
+        if isinstance(self.display_name, Unset):
+            display_name = UNSET
+        else:
+            display_name = self.display_name
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -58,6 +66,8 @@ class ConceptCreateForm:
             field_dict["info"] = info
         if category is not UNSET:
             field_dict["category"] = category
+        if display_name is not UNSET:
+            field_dict["display_name"] = display_name
 
         return field_dict
 
@@ -77,6 +87,12 @@ class ConceptCreateForm:
                 files.append(("category", (None, str(self.category).encode(), "text/plain")))
             else:
                 files.append(("category", (None, str(self.category).encode(), "text/plain")))
+
+        if not isinstance(self.display_name, Unset):
+            if isinstance(self.display_name, str):
+                files.append(("display_name", (None, str(self.display_name).encode(), "text/plain")))
+            else:
+                files.append(("display_name", (None, str(self.display_name).encode(), "text/plain")))
 
         for prop_name, prop in self.additional_properties.items():
             files.append((prop_name, (None, str(prop).encode(), "text/plain")))
@@ -106,11 +122,21 @@ class ConceptCreateForm:
 
         category = _parse_category(d.pop("category", UNSET))
 
+        def _parse_display_name(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        display_name = _parse_display_name(d.pop("display_name", UNSET))
+
         concept_create_form = cls(
             name=name,
             images=images,
             info=info,
             category=category,
+            display_name=display_name,
         )
 
         concept_create_form.additional_properties = d

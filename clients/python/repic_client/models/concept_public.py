@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 if TYPE_CHECKING:
     from ..models.concept_image_public import ConceptImagePublic
 
@@ -19,12 +21,14 @@ class ConceptPublic:
     """
     Attributes:
         id (int):
-        name (str): Stored without angle brackets; prompts show it as <name>.
+        name (str): Stored without angle brackets; the concept's identity.
         info (str):
         category (None | str):
         images (list[ConceptImagePublic]):
         created_at (datetime.datetime):
         updated_at (datetime.datetime):
+        display_name (None | str | Unset): Shown to the model as <display_name> instead of <name> when set (RAP/RePIC
+            database.json `name`); captions naming either count as mentions.
     """
 
     id: int
@@ -34,6 +38,7 @@ class ConceptPublic:
     images: list[ConceptImagePublic]
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    display_name: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +60,12 @@ class ConceptPublic:
 
         updated_at = self.updated_at.isoformat()
 
+        display_name: None | str | Unset
+        if isinstance(self.display_name, Unset):
+            display_name = UNSET
+        else:
+            display_name = self.display_name
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -68,6 +79,8 @@ class ConceptPublic:
                 "updated_at": updated_at,
             }
         )
+        if display_name is not UNSET:
+            field_dict["display_name"] = display_name
 
         return field_dict
 
@@ -100,6 +113,15 @@ class ConceptPublic:
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
 
+        def _parse_display_name(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        display_name = _parse_display_name(d.pop("display_name", UNSET))
+
         concept_public = cls(
             id=id,
             name=name,
@@ -108,6 +130,7 @@ class ConceptPublic:
             images=images,
             created_at=created_at,
             updated_at=updated_at,
+            display_name=display_name,
         )
 
         concept_public.additional_properties = d

@@ -16,11 +16,13 @@ class ConceptUpdate:
 
     Attributes:
         name (None | str | Unset):
+        display_name (None | str | Unset): Empty or null removes it.
         info (None | str | Unset):
         category (None | str | Unset):
     """
 
     name: None | str | Unset = UNSET
+    display_name: None | str | Unset = UNSET
     info: None | str | Unset = UNSET
     category: None | str | Unset = UNSET
 
@@ -30,6 +32,12 @@ class ConceptUpdate:
             name = UNSET
         else:
             name = self.name
+
+        display_name: None | str | Unset
+        if isinstance(self.display_name, Unset):
+            display_name = UNSET
+        else:
+            display_name = self.display_name
 
         info: None | str | Unset
         if isinstance(self.info, Unset):
@@ -48,6 +56,8 @@ class ConceptUpdate:
         field_dict.update({})
         if name is not UNSET:
             field_dict["name"] = name
+        if display_name is not UNSET:
+            field_dict["display_name"] = display_name
         if info is not UNSET:
             field_dict["info"] = info
         if category is not UNSET:
@@ -67,6 +77,15 @@ class ConceptUpdate:
             return cast(None | str | Unset, data)
 
         name = _parse_name(d.pop("name", UNSET))
+
+        def _parse_display_name(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        display_name = _parse_display_name(d.pop("display_name", UNSET))
 
         def _parse_info(data: object) -> None | str | Unset:
             if data is None:
@@ -88,6 +107,7 @@ class ConceptUpdate:
 
         concept_update = cls(
             name=name,
+            display_name=display_name,
             info=info,
             category=category,
         )
