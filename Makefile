@@ -10,7 +10,7 @@ PORT ?= 8000
 
 export HF_HUB_OFFLINE ?= 0
 
-.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools
+.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools fuzz
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -54,7 +54,7 @@ clients: openapi sdk-tools
 
 serve: $(STAMP)
 	$(BIN)/repic db upgrade
-	$(BIN)/uvicorn --factory app.main:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn --factory app.main:create_app --host $(HOST) --port $(PORT) --no-server-header
 
 # Offline demo: tiny RANDOM-WEIGHT models built once under var/, their own database and files.
 DEMO_ENV := var/demo/repic.env
@@ -64,7 +64,7 @@ $(DEMO_ENV): | $(STAMP)
 
 demo: $(STAMP) $(DEMO_ENV)
 	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/repic db upgrade
-	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/uvicorn --factory app.main:create_app \
+	. ./$(DEMO_ENV) && HF_HUB_OFFLINE=1 $(BIN)/uvicorn --factory app.main:create_app --no-server-header \
 		--host $(HOST) --port $(PORT)
 
 postgres:
@@ -80,6 +80,8 @@ lint: $(STAMP)
 	$(BIN)/docker-compose -f docker-compose.yml config --quiet
 	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.cpu.yml config --quiet
 	$(BIN)/docker-compose -f docker-compose.yml -f docker-compose.lora.yml config --quiet
+	$(BIN)/docker-compose -f docker-compose.yml --profile s3 --profile replicas config --quiet
+	$(BIN)/hadolint --failure-threshold warning deploy/router/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
@@ -89,6 +91,10 @@ pytest: $(STAMP) postgres vllm-env sdk-tools
 		$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest
+
+# The large fuzzing run (>= 20,000 cases, about 15-20 minutes on 2 cores); figures in RELIABILITY.md.
+fuzz: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.fuzz --max-examples 1000
 
 clean:
 	rm -rf $(VENV) .venv-vllm $(SDKGEN) var .mypy_cache .ruff_cache .pytest_cache \

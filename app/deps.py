@@ -52,6 +52,7 @@ def current_user(
     user = UserService(runtime.sessions).authenticate(presented)
     if user is None:
         raise _unauthorized("The API key is unknown or revoked; ask for a new one.")
+    runtime.rate_limiter.check(user.id)
     return CurrentUserInfo(id=user.id, name=user.name)
 
 

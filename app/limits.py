@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,19 +15,22 @@ class _BodyTooLarge(Exception):
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``max_bytes``: by Content-Length at once, else while reading."""
+    """Refuse request bodies over ``max_bytes(method, path)``: by Content-Length at once, else
+    while reading. The cap depends on the route, so a one-photo route never reads a body sized
+    for ten photos."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: Callable[[str, str], int]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limit_for = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["method"], scope["path"])
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(scope, send)
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await self._reject(scope, send, max_bytes)
                 return
 
         received = 0
@@ -38,7 +42,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -51,21 +55,22 @@ class BodySizeLimitMiddleware:
                 await send(message)
             elif not rejected:
                 rejected = True
-                await self._reject(scope, send)
+                await self._reject(scope, send, max_bytes)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not rejected:
-                await self._reject(scope, send)
+                await self._reject(scope, send, max_bytes)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             {
                 "type": TYPE_PREFIX + "body-too-large",
                 "title": "Content Too Large",
                 "status": 413,
-                "detail": f"The request body exceeds {self.max_bytes:,} bytes; send smaller "
+                "detail": f"The request body exceeds {max_bytes:,} bytes; send smaller "
                 "or fewer images.",
                 "instance": scope.get("path", ""),
             }

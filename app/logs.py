@@ -5,10 +5,13 @@ Named ``logs`` so it never shadows the standard library's ``logging``.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -115,6 +118,61 @@ def configure_logging(
     access.handlers.clear()
     access.propagate = False
     access.disabled = True
+    if json and stream is None:
+        _quiet_terminal_output()
+
+
+def _quiet_terminal_output() -> None:
+    """Keep the log stream machine-readable: libraries' progress bars (tqdm, as used by the
+    Hugging Face hub, transformers and open_clip) redraw a line with carriage returns, and Python
+    warnings print multi-line text, all on stderr. Warnings become log records; whatever else is
+    written to stderr becomes one record per finished line, and redraws are dropped."""
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    logging.captureWarnings(True)
+    if not isinstance(sys.stderr, StderrToLog):
+        sys.stderr = StderrToLog(logging.getLogger("stderr"))
+
+
+class StderrToLog(io.TextIOBase):
+    """A text stream that logs each finished line; a segment ended by ``\r`` is a progress
+    redraw, superseded by the next one, and is dropped."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+        self._pending = ""
+        self._busy = threading.local()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if getattr(self._busy, "active", False):
+            return len(text)  # a handler writing to stderr itself must not loop back here
+        self._busy.active = True
+        try:
+            self._pending += text
+            while (cut := _first_break(self._pending)) >= 0:
+                segment, ender = self._pending[:cut], self._pending[cut]
+                self._pending = self._pending[cut + 1 :]
+                if ender == "\n" and segment.strip():
+                    self._logger.warning("%s", segment.rstrip())
+        finally:
+            self._busy.active = False
+        return len(text)
+
+
+def _first_break(text: str) -> int:
+    breaks = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
+    return min(breaks) if breaks else -1
 
 
 def _incoming_request_id(scope: Scope) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import torch
@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import admin, captions, concepts, health, jobs
+from app.blob_gc import periodic_sweep
 from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
 from app.logs import RequestIdMiddleware, configure_logging
 from app.metrics import Metrics, MetricsMiddleware
+from app.middleware import SecurityHeadersMiddleware, UnhandledErrorMiddleware
 from app.openapi import install_openapi, operation_id
 from app.problems import install_problem_handlers
 from app.readiness import model_readiness_checks, preload_models
@@ -25,7 +27,32 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_MULTIPART_OVERHEAD = 1 << 20
+# Multipart framing plus the text fields (info is at most 2,000 characters).
+_MULTIPART_OVERHEAD = 64 * 1024
+_JSON_BODY_MAX = 64 * 1024
+_ONE_PHOTO_ROUTES = ("/caption", "/retrieve")
+
+
+def body_limit(settings: Settings) -> Callable[[str, str], int]:
+    """The body cap of a request: what its route may legitimately carry, derived from the
+    per-file cap times the photos the route takes; JSON routes get a small fixed cap."""
+    upload = settings.upload
+    one_photo = upload.max_bytes + _MULTIPART_OVERHEAD
+    many_photos = upload.max_bytes * upload.max_images_per_concept + _MULTIPART_OVERHEAD
+    album = upload.max_bytes * settings.jobs.max_photos + _MULTIPART_OVERHEAD
+
+    def limit(method: str, path: str) -> int:
+        if method != "POST":
+            return _JSON_BODY_MAX
+        if path.rstrip("/") in _ONE_PHOTO_ROUTES:
+            return one_photo
+        if path.startswith("/concepts"):
+            return many_photos
+        if path.rstrip("/") == "/caption-jobs":
+            return album
+        return _JSON_BODY_MAX
+
+    return limit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.readiness_checks.update(model_readiness_checks(runtime))
         preload = asyncio.create_task(preload_models(runtime)) if settings.preload_models else None
+        blob_gc = (
+            asyncio.create_task(periodic_sweep(runtime))
+            if settings.storage.gc_interval_s > 0
+            else None
+        )
         jobs_task = None
         if settings.jobs.run_in_api:
             app.state.job_runner = JobRunner(runtime, name="api")
@@ -56,8 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if jobs_task is not None:
                 app.state.job_runner.stop()
                 await jobs_task
-            if preload is not None:
-                preload.cancel()
+            for task in (preload, blob_gc):
+                if task is not None:
+                    task.cancel()
             await runtime.vlm.aclose()
             runtime.engine.dispose()
             torch.set_num_threads(torch_threads)
@@ -90,12 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    body_limit = (
-        settings.upload.max_bytes * settings.upload.max_images_per_concept + _MULTIPART_OVERHEAD
-    )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit)
-    # Added last = outermost: every response, a 413 from the guard included, is counted and
-    # carries the request id.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit(settings))
+    # Added last = outermost: every response, a 413 from the guard and a last-resort 500
+    # included, is counted, carries the security headers and the request id.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -32,7 +32,7 @@ SERVERS = [
 LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_BINARY_TYPES = ("image/", "application/octet-stream")
+_BINARY_TYPES = ("image/", "application/octet-stream", "application/zip")
 
 
 def operation_id(route: APIRoute) -> str:

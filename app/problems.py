@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:repic:problem:"
@@ -123,6 +124,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully matches for this path (asked of the router itself)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map our errors, FastAPI's and the database's onto problem documents."""
 
@@ -151,11 +165,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such route; see /docs for the API."
-        return problem_response(
-            request, exc.status_code, kind, detail, headers=dict(exc.headers or {})
-        )
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path served by
+            # several routes (GET, PATCH and DELETE of one concept) must list them all.
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use one of {', '.join(allowed)}."
+        return problem_response(request, exc.status_code, kind, detail, headers=headers)
 
     async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable: %s", exc.__class__.__name__)
@@ -168,18 +187,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
+    async def on_overflow(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite refuses to bind an integer beyond 64 bits; such an id names nothing.
+        if "SQLite INTEGER" not in str(exc):
+            raise exc
         return problem_response(
-            request,
-            500,
-            "internal-error",
-            "An unexpected error occurred; it has been logged. Retry, and report the "
-            "X-Request-ID of this response if it persists.",
+            request, 404, "not-found", "No object has this id (ids are 64-bit integers)."
         )
 
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(OverflowError, on_overflow)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(OperationalError, on_database_down)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
+from app.quotas import CaptionSlots, FairGate, RateLimiter
 from app.schemas import ComponentReadiness
 from app.services.vectors import VectorStore
-from app.settings import Settings, VLMSettings
+from app.settings import Settings, StorageSettings, VLMSettings
 from model.regions import Owlv2Proposer
 from model.vlm.base import VLMBackend
-from store.blobs import BlobStore
+from store.blobs import BlobStore, LocalBlobStore
 from store.db import make_engine, make_session_factory
 
 T = TypeVar("T")
@@ -40,9 +43,18 @@ class Runtime:
         default_factory=dict
     )
     limiter: anyio.CapacityLimiter = field(init=False)
+    rate_limiter: RateLimiter = field(init=False)
+    caption_slots: CaptionSlots = field(init=False)
+    vlm_gate: FairGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.settings.workers)
+        quota = self.settings.quota
+        self.rate_limiter = RateLimiter(quota.requests_per_minute, quota.request_burst)
+        self.caption_slots = CaptionSlots(quota.concurrent_captions)
+        # The in-process backend generates one caption at a time: one turn to hand out fairly.
+        vlm = self.settings.vlm
+        self.vlm_gate = FairGate(vlm.max_concurrency if vlm.backend == "openai" else 1)
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run blocking work (decode, embed, SQL, FAISS) in the bounded pool, off the loop."""
@@ -74,6 +86,29 @@ def build_vlm(settings: VLMSettings) -> VLMBackend:
     )
 
 
+def build_blob_store(settings: StorageSettings, blob_dir: Path) -> BlobStore:
+    """The configured blob store; the S3 client connects on first use."""
+    if settings.backend == "local":
+        return LocalBlobStore(blob_dir)
+    from store.s3blobs import S3BlobStore
+
+    return S3BlobStore(
+        settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region or None,
+        access_key_id=_secret(settings.s3_access_key_id),
+        secret_access_key=_secret(settings.s3_secret_access_key),
+        addressing_style=settings.s3_addressing_style,
+        timeout_s=settings.s3_timeout_s,
+        max_attempts=settings.s3_max_attempts,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() or None if value is not None else None
+
+
 def build_runtime(
     settings: Settings, metrics: Metrics | None = None, vlm: VLMBackend | None = None
 ) -> Runtime:
@@ -91,7 +126,7 @@ def build_runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        blobs=BlobStore(settings.blob_dir),
+        blobs=build_blob_store(settings.storage, settings.blob_dir),
         vectors=VectorStore(
             settings.embedder, settings.index_dir, sessions, metrics, settings.index
         ),

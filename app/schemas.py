@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 INFO_MAX = 2000
 CATEGORY_MAX = 64
-ID_MAX = 2**63 - 1  # ids are 64-bit signed integers in the database
+#: Ids are 64-bit signed integers in the database; larger numbers can name nothing.
+ID_MAX = 2**63 - 1
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value
+
+
+#: Free text stored in the database: any character but NUL, which PostgreSQL cannot store.
+PlainText = Annotated[str, AfterValidator(_no_nul)]
 
 
 class ConceptImagePublic(BaseModel):
@@ -43,22 +55,49 @@ class ConceptsPublic(BaseModel):
 
 
 class ConceptUpdate(BaseModel):
-    """Fields to change; omitted fields stay as they are."""
+    """Fields to change. An omitted field stays as it is; `null` clears a field (`info` becomes
+    empty, `category` none); `name` cannot be cleared, so `"name": null` is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=66)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=66, description="A new name; never null."
+    )
     display_name: str | None = Field(
         default=None, max_length=66, description="Empty or null removes it."
     )
-    info: str | None = Field(default=None, max_length=INFO_MAX)
-    category: str | None = Field(default=None, max_length=CATEGORY_MAX)
+    info: PlainText | None = Field(
+        default=None, max_length=INFO_MAX, description="New info text; null clears it."
+    )
+    category: PlainText | None = Field(
+        default=None, max_length=CATEGORY_MAX, description="New category; null clears it."
+    )
+
+    @model_validator(mode="after")
+    def _name_not_cleared(self) -> ConceptUpdate:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null: a concept always has a name")
+        return self
+
+
+USER_NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=USER_NAME_PATTERN,
+        description="Case-insensitive: `Alice` and `alice` are one user.",
+    )
+
+
+class UserDeleted(BaseModel):
+    name: str
+    concepts: int = Field(description="Concepts deleted with the user.")
+    photos: int = Field(description="Reference photos deleted with the user.")
 
 
 class UserPublic(BaseModel):

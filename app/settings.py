@@ -41,6 +41,29 @@ class UploadSettings(BaseModel):
     thumbnail_side: int = Field(
         256, ge=32, le=1024, description="Longer side of the thumbnail made for each photo."
     )
+    max_request_pixels: int = Field(
+        120_000_000,
+        ge=1024,
+        description="Decoded pixels of all images of one request together (413 beyond).",
+    )
+
+
+class QuotaSettings(BaseModel):
+    """Per-user limits: what one user may store and how hard one user may drive the service."""
+
+    concepts: int = Field(1000, ge=1, description="Concepts per user (409 `quota-exceeded`).")
+    photos: int = Field(10_000, ge=1, description="Reference photos per user, all concepts.")
+    stored_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Stored (re-encoded) photo bytes per user."
+    )
+    api_keys: int = Field(10, ge=1, description="Active API keys per user.")
+    requests_per_minute: int = Field(
+        600, ge=1, description="Sustained requests per user and minute (429 with Retry-After)."
+    )
+    request_burst: int = Field(60, ge=1, description="Requests a user may send at once.")
+    concurrent_captions: int = Field(
+        4, ge=1, description="Captions of one user in flight at once (429 beyond)."
+    )
 
 
 class EmbedderSettings(BaseModel):
@@ -130,6 +153,12 @@ class VLMSettings(BaseModel):
     )
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout to the VLM.")
     max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight to the VLM.")
+    public_name: str | None = Field(
+        None,
+        max_length=200,
+        description="Model name shown in caption responses; default: `model`, or its last path "
+        "component when it is a local path.",
+    )
     connect_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only.")
 
     @model_validator(mode="after")
@@ -165,6 +194,52 @@ class JobSettings(BaseModel):
     poll_s: float = Field(1.0, gt=0, le=60, description="Idle worker's wait between looks.")
 
 
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where reference photos live: `local` (REPIC_DATA_DIR/blobs) or `s3` "
+        "(any S3-compatible bucket).",
+    )
+    s3_bucket: str = Field("", description="Bucket of the `s3` backend (must exist).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, e.g. `repic/`.")
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible store (MinIO, R2, GCS); empty for AWS S3.",
+    )
+    s3_region: str | None = Field(None, description="Region; empty for the SDK's default.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="Access key; empty to use the SDK's credential chain (IAM roles)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="Secret key.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`path` for MinIO and most self-hosted stores."
+    )
+    s3_timeout_s: float = Field(
+        5.0, gt=0, description="Connect and read timeout per object request."
+    )
+    s3_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per request (standard retry mode) before a 503."
+    )
+    gc_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="A blob without references is deleted only after this many seconds "
+        "(in-flight reads finish first); orphans and temporaries older than this go too.",
+    )
+    gc_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="Run the blob sweep in the app every this many seconds; 0 leaves it to "
+        "`repic gc` (a cron job). Safe on any number of replicas at once.",
+    )
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("REPIC_STORAGE__BACKEND=s3 needs REPIC_STORAGE__S3_BUCKET")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the service reads from the environment (or `.env`)."""
 
@@ -198,12 +273,23 @@ class Settings(BaseSettings):
         "json",
         description="One JSON object per line, plain text, or `inherit` (leave logging alone).",
     )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, `/metrics` needs `Authorization: Bearer <token>`."
+    )
+    min_free_disk_bytes: int = Field(
+        512 * 1024**2,
+        ge=0,
+        description="Free space kept on REPIC_DATA_DIR's disk: below it uploads answer 503 "
+        "(deletes still work) and `/readyz` is not ready.",
+    )
     upload: UploadSettings = Field(default_factory=UploadSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     vlm: VLMSettings = Field(default_factory=VLMSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")

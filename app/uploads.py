@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from fastapi import UploadFile
+from fastapi import Request, UploadFile
 
 from app.problems import ProblemError
-from model.images import ImageError, NormalizedImage, normalize_image
+from model.images import ImageError, NormalizedImage, header_pixels, normalize_image
 from model.photos import QueryPhoto, prepare_query
 
 _CHUNK = 1 << 20
@@ -31,9 +31,17 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
 
 
 def normalize_uploads(
-    payloads: Sequence[tuple[str, bytes]], *, max_pixels: int, max_side: int | None
+    payloads: Sequence[tuple[str, bytes]],
+    *,
+    max_pixels: int,
+    max_side: int | None,
+    max_request_pixels: int | None = None,
 ) -> list[NormalizedImage]:
-    """Normalise every (filename, bytes) pair; the first bad file fails the whole request."""
+    """Normalise every (filename, bytes) pair; the first bad file fails the whole request.
+
+    ``max_request_pixels`` bounds the pixels decoded for the whole request, judged from the
+    headers before anything is decoded (decoding costs CPU per pixel, not per byte sent)."""
+    _check_request_pixels([data for _, data in payloads], max_request_pixels)
     images = []
     for filename, data in payloads:
         try:
@@ -46,9 +54,16 @@ def normalize_uploads(
 
 
 def decode_query(
-    filename: str, data: bytes, *, max_pixels: int, vlm_max_pixels: int, clip_min_side: int
+    filename: str,
+    data: bytes,
+    *,
+    max_pixels: int,
+    vlm_max_pixels: int,
+    clip_min_side: int,
+    max_request_pixels: int | None = None,
 ) -> QueryPhoto:
     """Decode a query photo once into what retrieval and the prompt need (or a problem)."""
+    _check_request_pixels([data], max_request_pixels)
     try:
         return prepare_query(
             data,
@@ -58,3 +73,39 @@ def decode_query(
         )
     except ImageError as exc:
         raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc
+
+
+def single_valued(*fields: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing (422) a multipart body that repeats any of ``fields``: the framework
+    would silently keep one of the values, and which one the caller meant is unknowable."""
+
+    async def check(request: Request) -> None:
+        form = await request.form()  # parsed once per request; the route reuses it
+        repeated = [f for f in fields if len(form.getlist(f)) > 1]
+        if repeated:
+            raise ProblemError(
+                422,
+                "repeated-field",
+                f"The form field(s) {', '.join(repeated)} were sent more than once; send each "
+                "once.",
+                errors=[
+                    {"loc": ["body", f], "msg": "repeated", "type": "repeated"} for f in repeated
+                ],
+            )
+
+    return check
+
+
+def _check_request_pixels(payloads: Sequence[bytes], max_request_pixels: int | None) -> None:
+    """Refuse (413) a request whose images decode to too many pixels, judged from the headers
+    before anything is decoded (decoding costs CPU per pixel, not per byte sent)."""
+    if max_request_pixels is None:
+        return
+    total = sum(header_pixels(data) for data in payloads)
+    if total > max_request_pixels:
+        raise ProblemError(
+            413,
+            "request-too-many-pixels",
+            f"The images of this request decode to {total:,} pixels; the limit per request "
+            f"is {max_request_pixels:,}. Send fewer or smaller images.",
+        )

@@ -108,6 +108,10 @@ def api_env(root: Path, clip: TinyClip, vllm: VLLMServer) -> dict[str, str]:
         REPIC_VLM__DEMO_MAX_PIXELS=str(vllm.max_pixels),
         REPIC_RETRIEVAL__MIN_SCORE="-1",
         REPIC_LOG_FORMAT="json",
+        # One benchmark user stands for many clients: per-user limits would measure 429s.
+        REPIC_QUOTA__REQUESTS_PER_MINUTE="100000000",
+        REPIC_QUOTA__REQUEST_BURST="1000000",
+        REPIC_QUOTA__CONCURRENT_CAPTIONS="1024",
     )
     return env
 

@@ -18,8 +18,10 @@ if [ "${REPIC_RUN_MIGRATIONS:-1}" = "1" ]; then
 fi
 
 # uvicorn's access log is off: the app writes its own, keyed by route template and request id.
+# No `server: uvicorn` banner: it only helps whoever looks for a server's known weaknesses.
 exec uvicorn app.main:create_app --factory \
     --host 0.0.0.0 --port 8000 \
+    --no-server-header \
     --workers "${REPIC_UVICORN_WORKERS:-1}" \
     --timeout-graceful-shutdown "${REPIC_GRACE_S:-30}" \
     --proxy-headers \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,16 +73,27 @@ class ServiceClient:
         raise ServiceError(f"concept {name!r} exists (409) but GET /concepts?name= did not find it")
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, url, headers=self._headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ServiceError(f"{method} {url}: cannot reach the service ({exc})") from exc
+        # The service limits each user's request rate: a 429 says when to come back.
+        for _ in range(_RATE_LIMIT_RETRIES):
+            try:
+                response = self._http.request(method, url, headers=self._headers, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"{method} {url}: cannot reach the service ({exc})") from exc
+            retry_after = response.headers.get("retry-after", "")
+            if response.status_code != 429 or not retry_after.isdigit():
+                return response
+            time.sleep(min(int(retry_after), _RETRY_AFTER_MAX_S))
+        return response
 
     @staticmethod
     def _checked(response: httpx.Response, doing: str) -> httpx.Response:
         if response.is_success:
             return response
         raise ServiceError(f"{doing} failed: HTTP {response.status_code}: {_detail(response)}")
+
+
+_RATE_LIMIT_RETRIES = 5
+_RETRY_AFTER_MAX_S = 30
 
 
 def _upload(path: Path) -> tuple[str, bytes, str]:

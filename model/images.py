@@ -27,6 +27,14 @@ _ORIENTATION = 0x0112
 #: Large downscales first shrink by an integer factor (box filter) to within this factor of the
 #: target, then resample: much less work, visually the same (Pillow's ``reducing_gap``).
 REDUCING_GAP = 3.0
+#: JPEG stores each side in 16 bits.
+JPEG_MAX_SIDE = 65_535
+#: Qwen2.5-VL's image processor (``smart_resize``) raises on a longer side over 200 times the
+#: shorter one: such an image would fail every caption it is part of, so intake refuses it.
+VLM_MAX_ASPECT_RATIO = 200
+#: One vision patch. The processor rounds each side to whole 28-pixel units, so a shorter side
+#: rounds to none and is made up by upscaling: nothing the model could see.
+VLM_MIN_SIDE = 14
 
 
 class ImageError(Exception):
@@ -49,6 +57,25 @@ class ImageTooLarge(ImageError):
 class InvalidImage(ImageError):
     status = 422
     kind = "invalid-image"
+
+
+class UnusableImageShape(ImageError):
+    """Decodable, but the captioning model cannot take it (too thin or too elongated)."""
+
+    status = 422
+    kind = "image-shape"
+
+
+def header_pixels(data: bytes) -> int:
+    """Width x height declared by the image header, without decoding pixels (0 if unreadable)."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 0
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            return int(img.width) * int(img.height)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -102,17 +129,20 @@ def normalize_image(
     BMP by its magic bytes, :class:`ImageTooLarge` (413) when the declared pixel count exceeds
     ``max_pixels`` (checked from the header, before any pixel is decoded, so decompression bombs
     cost nothing) and :class:`InvalidImage` (422) for empty, truncated or corrupt files.
-    ``max_side`` downscales the result so its longer side is at most that many pixels; a JPEG is
-    then decoded at a reduced scale (never below that size) and resized once. ``keep_pixels``
-    keeps the decoded pixels on the result for the next steps of the same request (embedding,
-    derivatives); leave it off for images that are cached, since pixels take far more memory.
+    ``max_side`` downscales the result so its longer side is at most that many pixels (unless
+    that would take the shorter side under :data:`VLM_MIN_SIDE`); a JPEG is then decoded at a
+    reduced scale (never below that size) and resized once. :class:`UnusableImageShape` (422)
+    refuses images the captioning model cannot take. ``keep_pixels`` keeps the decoded pixels
+    on the result for the next steps of the same request (embedding, derivatives); leave it off
+    for images that are cached, since pixels take far more memory.
     """
 
     def fraction(width: int, height: int) -> float:
-        return 1.0 if max_side is None else min(1.0, max_side / max(width, height))
+        return storage_scale(width, height, max_side)
 
     img, (width, height) = decode_upright(data, max_pixels=max_pixels, fraction=fraction)
-    target = side_capped_size(width, height, max_side)
+    scale = storage_scale(width, height, max_side)
+    target = (width, height) if scale >= 1.0 else _scaled((width, height), scale)
     if img.size != target:
         img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     encoded = encode_rgb(img)
@@ -128,7 +158,8 @@ def decode_upright(
     most 1). JPEGs are decoded in draft mode at the smallest DCT scale (1/2, 1/4, 1/8) that still
     covers it, which skips most of the decoding work for large photos; other formats decode in
     full. Returns the image (at least that big, not yet resized to it) and the upright full size.
-    Errors as for :func:`normalize_image`.
+    :class:`UnusableImageShape` (422) refuses images the captioning model cannot take (see
+    :data:`VLM_MAX_ASPECT_RATIO`). Other errors as for :func:`normalize_image`.
     """
     if not data:
         raise InvalidImage("The uploaded file is empty; send the image's bytes.")
@@ -143,6 +174,7 @@ def decode_upright(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data), formats=[fmt])
             _check_pixels(opened.width, opened.height, max_pixels)
+            _check_shape(opened.width, opened.height)
             raw_w, raw_h = opened.size
             swapped = opened.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
             width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
@@ -166,6 +198,15 @@ def decode_upright(
     return img, (width, height)
 
 
+def storage_scale(width: int, height: int, max_side: int | None) -> float:
+    """The linear scale (at most 1) that brings the longer side within ``max_side`` and JPEG's
+    limit, but never takes the shorter side under :data:`VLM_MIN_SIDE`."""
+    limit = min(max_side or JPEG_MAX_SIDE, JPEG_MAX_SIDE)
+    if max(width, height) <= limit:
+        return 1.0
+    return min(1.0, max(limit / max(width, height), VLM_MIN_SIDE / min(width, height)))
+
+
 def side_capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """The size with the longer side at most ``max_side`` (aspect kept, never upscaled)."""
     if max_side is None or max(width, height) <= max_side:
@@ -179,8 +220,18 @@ def budget_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     pixels = width * height
     if pixels <= max_pixels:
         return width, height
-    scale = math.sqrt(max_pixels / pixels)
-    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return _scaled((width, height), math.sqrt(max_pixels / pixels))
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Scale (w, h), deriving the longer side from the rounded shorter one so that rounding
+    never makes the aspect ratio more extreme than the original's."""
+    w, h = size
+    if w >= h:
+        new_h = max(1, math.floor(h * scale))
+        return max(1, min(math.floor(w * scale), math.floor(new_h * w / h))), new_h
+    new_w = max(1, math.floor(w * scale))
+    return new_w, max(1, min(math.floor(h * scale), math.floor(new_w * h / w)))
 
 
 def encode_rgb(img: Image.Image) -> NormalizedImage:
@@ -207,6 +258,20 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise ImageTooLarge(
             f"The image is {width}x{height} = {width * height:,} pixels; the limit is "
             f"{max_pixels:,}. Downscale it before uploading."
+        )
+
+
+def _check_shape(width: int, height: int) -> None:
+    short, long = min(width, height), max(width, height)
+    if short < VLM_MIN_SIDE:
+        raise UnusableImageShape(
+            f"The image is {width}x{height}; the captioning model needs both sides to be at least "
+            f"{VLM_MIN_SIDE} pixels. Upload a larger photo."
+        )
+    if long > VLM_MAX_ASPECT_RATIO * short:
+        raise UnusableImageShape(
+            f"The image is {width}x{height} (aspect ratio {long / short:,.0f}:1); the captioning "
+            f"model accepts at most {VLM_MAX_ASPECT_RATIO}:1. Crop it to a less elongated shape."
         )
 
 

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout for concurrent writers."""
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: a failing statement's message (logged as a traceback) must never carry
+    # what users sent, such as their info texts.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:

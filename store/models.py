@@ -48,8 +48,14 @@ class Base(DeclarativeBase):
     pass
 
 
+#: SQLite reuses the largest deleted rowid unless the table says AUTOINCREMENT: a stale id would
+#: then name someone else's new object. PostgreSQL identities never go back.
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -63,6 +69,7 @@ class User(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -77,7 +84,10 @@ class ApiKey(Base):
 
 class Concept(Base):
     __tablename__ = "concepts"
-    __table_args__ = (UniqueConstraint("user_id", "name_key", name="uq_concepts_user_name"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "name_key", name="uq_concepts_user_name"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -105,6 +115,7 @@ class ConceptImage(Base):
     __table_args__ = (
         UniqueConstraint("concept_id", "sha256", name="uq_concept_images_concept_sha"),
         Index("ix_concept_images_sha256", "sha256"),
+        _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -122,6 +133,9 @@ class ConceptImage(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     embedding_dim: Mapped[int | None] = mapped_column(Integer, default=None)
     embedder_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: Size of the stored file, for the per-user storage quota (NULL for photos stored before
+    #: the quota existed; they count as 0).
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Derivatives made at upload (content-addressed blobs like the photo itself): the
     #: demonstration image within ``prompt_max_pixels`` (the photo's own key when it fits) and
@@ -133,6 +147,17 @@ class ConceptImage(Base):
     thumb_blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
 
     concept: Mapped[Concept] = relationship(back_populates="images")
+
+
+class BlobGarbage(Base):
+    """A blob that lost a reference: the garbage sweep deletes it once it has had no reference
+    for the grace period. Uploads of the same bytes remove the record in their own commit."""
+
+    __tablename__ = "blob_garbage"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(80))
+    unreferenced_since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 # The job tables live in their own module; importing it here puts them on ``Base.metadata``

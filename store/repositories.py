@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, defer, raiseload
 
 from store.models import ApiKey, Concept, ConceptImage, User
@@ -25,6 +25,7 @@ class NewImage:
     embedding: np.ndarray | None = None
     embedder_id: str | None = None
     derivatives: StoredDerivatives | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class StoredDerivatives:
         row.thumb_blob_key = self.thumb_blob_key
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one user stores, for the per-user quotas."""
+
+    concepts: int
+    photos: int
+    stored_bytes: int
+
+
 class UserRepository:
     """Users and their API keys."""
 
@@ -53,8 +63,8 @@ class UserRepository:
         self.session = session
 
     def by_name(self, name: str) -> User | None:
-        """The user called ``name``."""
-        return self.session.scalar(select(User).where(User.name == name))
+        """The user called ``name``, in any letter case (user names are case-insensitive)."""
+        return self.session.scalar(select(User).where(func.lower(User.name) == name.lower()))
 
     def create(self, name: str) -> User:
         """Insert a user (the caller commits)."""
@@ -88,6 +98,25 @@ class UserRepository:
         """Mark a key revoked; it stops working at once."""
         if key.revoked_at is None:
             key.revoked_at = datetime.now(UTC)
+
+    def active_key_count(self, user: User) -> int:
+        """How many unrevoked keys ``user`` has."""
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+            )
+            or 0
+        )
+
+    def delete(self, user: User) -> None:
+        """Delete ``user`` with keys, concepts, images and vectors (the caller commits)."""
+        self.session.execute(delete(ConceptImage).where(ConceptImage.user_id == user.id))
+        self.session.execute(delete(Concept).where(Concept.user_id == user.id))
+        self.session.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
+        self.session.delete(user)
+        self.session.flush()
 
     def keys_of(self, user: User) -> Sequence[ApiKey]:
         """All keys of a user, newest last."""
@@ -216,6 +245,7 @@ class ConceptRepository:
             embedding=None if vec is None else vec.astype("<f4").tobytes(),
             embedding_dim=None if vec is None else int(vec.shape[-1]),
             embedder_id=image.embedder_id,
+            size_bytes=image.size_bytes,
         )
         if image.derivatives is not None:
             image.derivatives.apply(row)
@@ -242,20 +272,26 @@ class ConceptRepository:
         ).all()
         return {r.id: r for r in rows}
 
-    def blob_key_references(self, blob_key: str) -> int:
-        """How many image rows, of any user, use this blob as photo, demo image or thumbnail."""
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(ConceptImage)
-                .where(
-                    (ConceptImage.blob_key == blob_key)
-                    | (ConceptImage.prompt_blob_key == blob_key)
-                    | (ConceptImage.thumb_blob_key == blob_key)
-                )
-            )
-            or 0
+    def usage(self, user_id: int) -> Usage:
+        """The user's concept and photo counts and stored photo bytes."""
+        concepts = self.session.scalar(
+            select(func.count()).select_from(Concept).where(Concept.user_id == user_id)
         )
+        photos, stored = self.session.execute(
+            select(func.count(), func.coalesce(func.sum(ConceptImage.size_bytes), 0)).where(
+                ConceptImage.user_id == user_id
+            )
+        ).one()
+        return Usage(concepts=concepts or 0, photos=int(photos), stored_bytes=int(stored or 0))
+
+    def blob_keys_of_user(self, user_id: int) -> list[str]:
+        """The blob keys of every image of the user: photos, demonstration images, thumbnails."""
+        rows = self.session.execute(
+            select(
+                ConceptImage.blob_key, ConceptImage.prompt_blob_key, ConceptImage.thumb_blob_key
+            ).where(ConceptImage.user_id == user_id)
+        ).all()
+        return sorted({key for row in rows for key in row if key is not None})
 
     def images_needing_derivatives(
         self, prompt_max_pixels: int, *, after_id: int, limit: int

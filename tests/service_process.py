@@ -33,6 +33,9 @@ def service_env(root: Path, extra: dict[str, str]) -> dict[str, str]:
         "REPIC_RETRIEVAL__MIN_SCORE": "-1",
         "REPIC_LOG_FORMAT": "text",
         "REPIC_PRELOAD_MODELS": "false",
+        # The tests poll progress faster than a person would.
+        "REPIC_QUOTA__REQUESTS_PER_MINUTE": "100000",
+        "REPIC_QUOTA__REQUEST_BURST": "10000",
         **extra,
     }
 

@@ -215,13 +215,18 @@ async def test_update_concept_not_found(alice: UserClient) -> None:
 
 
 async def test_delete_concept_removes_it_and_unshared_blobs(alice: UserClient, app) -> None:  # type: ignore[no-untyped-def]
+    from app.blob_gc import sweep_blobs
+
     created = (await create(alice)).json()
-    blobs = app.state.runtime.blobs
-    key = blobs.key_for(created["images"][0]["sha256"])
-    assert blobs.exists(key)
+    runtime = app.state.runtime
+    key = runtime.blobs.key_for(created["images"][0]["sha256"])
+    assert runtime.blobs.exists(key)
     assert (await alice.client.delete(f"/concepts/{created['id']}")).status_code == 204
     assert_problem(await alice.client.get(f"/concepts/{created['id']}"), 404, "not-found")
-    assert not blobs.exists(key)
+    # Never inline: the blob waits out the grace period for reads already under way.
+    assert sweep_blobs(runtime).deleted == 0 and runtime.blobs.exists(key)
+    assert sweep_blobs(runtime, grace_s=0).deleted == 1
+    assert not runtime.blobs.exists(key)
 
 
 async def test_shared_blob_survives_until_last_reference(
@@ -229,17 +234,20 @@ async def test_shared_blob_survives_until_last_reference(
     bob: UserClient,
     app,  # type: ignore[no-untyped-def]
 ) -> None:
+    from app.blob_gc import sweep_blobs
+
+    runtime = app.state.runtime
     same = images.pattern(7)
     a = (await create(alice, "bo", same)).json()
     b = (await create(bob, "rex", same)).json()
     assert a["images"][0]["sha256"] == b["images"][0]["sha256"]
     await alice.client.delete(f"/concepts/{a['id']}")
+    assert sweep_blobs(runtime, grace_s=0).still_referenced == 1
     got = await bob.client.get(f"/concepts/{b['id']}/images/{b['images'][0]['id']}")
     assert got.status_code == 200
     await bob.client.delete(f"/concepts/{b['id']}")
-    assert not app.state.runtime.blobs.exists(
-        app.state.runtime.blobs.key_for(b["images"][0]["sha256"])
-    )
+    assert sweep_blobs(runtime, grace_s=0).deleted == 1
+    assert not runtime.blobs.exists(runtime.blobs.key_for(b["images"][0]["sha256"]))
 
 
 async def test_delete_concept_not_found(alice: UserClient) -> None:

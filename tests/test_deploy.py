@@ -254,6 +254,11 @@ def test_prestart_migrates_then_serves(tmp_path: Path) -> None:
     assert "--proxy-headers" in uvicorn
 
 
+def test_prestart_hides_the_server_banner(tmp_path: Path) -> None:
+    _, _, calls = _prestart(tmp_path)
+    assert "--no-server-header" in calls[1].split()
+
+
 def test_prestart_can_skip_migrations(tmp_path: Path) -> None:
     code, _, calls = _prestart(tmp_path, REPIC_RUN_MIGRATIONS="0")
     assert code == 0

@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from app.blob_gc import sweep_blobs
 from app.cli import cli
 from app.settings import Settings
 from model.images import encode_rgb
@@ -97,13 +98,18 @@ async def test_thumbnail_of_another_users_photo_is_404(alice: UserClient, bob: U
     assert (await bob.client.get(url)).status_code == 404
 
 
-async def test_deleting_a_concept_deletes_its_derivatives(app: FastAPI, alice: UserClient) -> None:
+async def test_the_sweep_deletes_a_deleted_concepts_derivatives(
+    app: FastAPI, alice: UserClient
+) -> None:
     concept = (await create(alice, "bo", images.pattern(1, size=BIG))).json()
     (row,) = rows(app)
     keys = [row.blob_key, row.prompt_blob_key, row.thumb_blob_key]
     blobs = app.state.runtime.blobs
     assert all(blobs.exists(k) for k in keys if k)
     assert (await alice.client.delete(f"/concepts/{concept['id']}")).status_code == 204
+    # Deletion is the sweep's job (after the grace period), for derivatives as for the photo.
+    assert all(blobs.exists(k) for k in keys if k)
+    assert sweep_blobs(app.state.runtime, grace_s=0).deleted == len({k for k in keys if k})
     assert not any(blobs.exists(k) for k in keys if k)
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app.migrate import alembic_config
 from tests import images
-from tests.conftest import UserClient
+from tests.conftest import UserClient, admin_headers
 from tests.test_concepts_api import assert_problem, create
 
 
@@ -19,7 +19,7 @@ async def test_healthz(anon: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reports_the_database(anon: httpx.AsyncClient) -> None:
-    resp = await anon.get("/readyz")
+    resp = await anon.get("/readyz", headers=admin_headers())
     body = resp.json()
     assert body["components"]["database"]["ready"] is True
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -107,7 +107,7 @@ def test_animated_gif_keeps_first_frame() -> None:
 
 def test_transparency_is_composited_on_white() -> None:
     buf = io.BytesIO()
-    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(buf, format="PNG")
+    Image.new("RGBA", (16, 16), (255, 0, 0, 0)).save(buf, format="PNG")
     img = decoded(normalize_image(buf.getvalue(), max_pixels=CAP).data)
     assert min(img.getpixel((4, 4))) > 245  # type: ignore[arg-type]
 

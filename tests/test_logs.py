@@ -204,3 +204,34 @@ def test_text_mode_routes_uvicorn_and_drops_its_access_log(restore_logging: None
         "WARNING uvicorn.error [-] shutting down",
         "WARNING httpx [-] retrying",
     ]
+
+
+def test_json_logs_stay_one_object_per_line_with_progress_bars() -> None:
+    """As deployed (stdout and stderr in one stream): a tqdm bar imported before logging is
+    configured, a multi-line warning and a plain stderr print, between two log lines."""
+    import subprocess
+
+    program = """
+import logging, sys, warnings
+from tqdm import tqdm
+from app.logs import configure_logging
+configure_logging("INFO", json=True)
+logging.getLogger("t").info("before")
+for _ in tqdm(range(50), mininterval=0):
+    pass
+warnings.warn("two\\nlines")
+print("plain text on stderr", file=sys.stderr)
+logging.getLogger("t").info("after")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=True,
+        timeout=120,
+    )
+    lines = done.stdout.decode().split("\n")
+    assert lines[-1] == ""
+    records = [json.loads(line) for line in lines[:-1]]  # every line is one JSON object
+    assert [r["msg"] for r in records if r["logger"] == "t"] == ["before", "after"]
+    assert any("plain text on stderr" in r["msg"] for r in records)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.settings import Settings
 from tests import images
-from tests.conftest import UserClient
+from tests.conftest import UserClient, admin_headers
 from tests.test_concepts_api import assert_problem, create
 
 
@@ -141,7 +141,7 @@ async def test_missing_weights_are_reported_by_readyz(settings: Settings, tmp_pa
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            resp = await client.get("/readyz")
+            resp = await client.get("/readyz", headers=admin_headers())
     assert resp.status_code == 503
     embedder = resp.json()["components"]["embedder"]
     assert embedder["ready"] is False and "missing.safetensors" in embedder["detail"]

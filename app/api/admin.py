@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from app.deps import RuntimeDep, require_admin
 from app.problems import problem_responses
 from app.schemas import (
+    USER_NAME_PATTERN,
     ApiKeyCreated,
     ApiKeyPublic,
     ApiKeysPublic,
     UserCreate,
+    UserDeleted,
     UserPublic,
     UsersPublic,
 )
+from app.services.user_data import UserDataService
 from app.services.users import IssuedKey, UserService
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+UserName = Annotated[str, Path(min_length=1, max_length=64, pattern=USER_NAME_PATTERN)]
+KeyPrefix = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
 
 
 def _created(issued: IssuedKey) -> ApiKeyCreated:
@@ -29,7 +37,7 @@ def _created(issued: IssuedKey) -> ApiKeyCreated:
     "/users",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(400, 401, 409, 422),
 )
 async def create_user(runtime: RuntimeDep, body: UserCreate) -> ApiKeyCreated:
     """Create a user and its first API key (shown once)."""
@@ -47,26 +55,61 @@ async def list_users(runtime: RuntimeDep) -> UsersPublic:
     "/users/{user_name}/keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 409, 422),
 )
-async def create_key(runtime: RuntimeDep, user_name: str) -> ApiKeyCreated:
-    """Another API key for a user (shown once)."""
-    return _created(await runtime.run(UserService(runtime.sessions).create_key, user_name))
+async def create_key(runtime: RuntimeDep, user_name: UserName) -> ApiKeyCreated:
+    """Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones."""
+    service = UserService(runtime.sessions, max_active_keys=runtime.settings.quota.api_keys)
+    return _created(await runtime.run(service.create_key, user_name))
 
 
 @router.get(
     "/users/{user_name}/keys",
     response_model=ApiKeysPublic,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
 )
-async def list_keys(runtime: RuntimeDep, user_name: str) -> ApiKeysPublic:
+async def list_keys(runtime: RuntimeDep, user_name: UserName) -> ApiKeysPublic:
     """A user's keys (prefixes only)."""
     keys = await runtime.run(UserService(runtime.sessions).keys_of, user_name)
     return ApiKeysPublic(data=[ApiKeyPublic.model_validate(k) for k in keys], count=len(keys))
 
 
-@router.delete("/keys/{prefix}", response_model=ApiKeyPublic, responses=problem_responses(401, 404))
-async def revoke_key(runtime: RuntimeDep, prefix: str) -> ApiKeyPublic:
+@router.delete(
+    "/keys/{prefix}", response_model=ApiKeyPublic, responses=problem_responses(401, 404, 422)
+)
+async def revoke_key(runtime: RuntimeDep, prefix: KeyPrefix) -> ApiKeyPublic:
     """Revoke a key by its prefix; it stops working at once."""
     key = await runtime.run(UserService(runtime.sessions).revoke_key, prefix)
     return ApiKeyPublic.model_validate(key)
+
+
+@router.delete(
+    "/users/{user_name}",
+    response_model=UserDeleted,
+    responses=problem_responses(401, 404, 422),
+)
+async def delete_user(runtime: RuntimeDep, user_name: UserName) -> UserDeleted:
+    """Delete a user with all their keys, concepts, photos, vectors and index."""
+    deleted = await runtime.run(UserDataService(runtime).delete, user_name)
+    return UserDeleted(name=deleted.name, concepts=deleted.concepts, photos=deleted.photos)
+
+
+@router.get(
+    "/users/{user_name}/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "concepts.json and photos/"},
+        **problem_responses(401, 404, 422, 503),
+    },
+)
+async def export_user(runtime: RuntimeDep, user_name: UserName) -> Response:
+    """A zip of the user's data: `concepts.json` (names, info, categories) and the photos."""
+    data = await runtime.run(UserDataService(runtime).export, user_name)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="repic-{user_name}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )

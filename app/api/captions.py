@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from app.deps import CurrentUser, RuntimeDep
 from app.problems import problem_responses
 from app.runtime import Runtime
 from app.schemas import (
+    ID_MAX,
     CaptionPublic,
     ConceptRef,
     RetrievalPublic,
@@ -21,7 +23,7 @@ from app.services.captioning import CaptionRequest, CaptionService
 from app.services.retrieval import RetrievalService
 from app.services.streaming import EVENT_STREAM, StreamingCaptionService
 from app.services.timings import Timings
-from app.uploads import decode_query, read_upload
+from app.uploads import decode_query, read_upload, single_valued
 from model.photos import QueryPhoto
 from model.prompt import PromptStyle
 
@@ -48,11 +50,15 @@ async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> Quer
             max_pixels=limits.max_pixels,
             vlm_max_pixels=runtime.settings.vlm.max_pixels,
             clip_min_side=clip_min_side,
+            max_request_pixels=limits.max_request_pixels,
         )
 
 
 @retrieve_router.post(
-    "", response_model=RetrievalPublic, responses=problem_responses(401, 413, 415, 422, 503)
+    "",
+    response_model=RetrievalPublic,
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
+    dependencies=[Depends(single_valued("image", "top_k", "min_score"))],
 )
 async def retrieve(
     runtime: RuntimeDep,
@@ -96,7 +102,7 @@ async def retrieve(
     "",
     response_model=CaptionPublic,
     responses={
-        **problem_responses(401, 404, 413, 415, 422, 502, 503, 504),
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
         200: {
             "description": "The caption; with `stream=true`, Server-Sent Events: `delta` "
             '(`{"text": ...}`) as the model writes, then `result` (this JSON body) or '
@@ -104,6 +110,19 @@ async def retrieve(
             "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
         },
     },
+    dependencies=[
+        Depends(
+            single_valued(
+                "image",
+                "top_k",
+                "min_score",
+                "instruction",
+                "max_tokens",
+                "prompt_style",
+                "stream",
+            )
+        )
+    ],
 )
 async def caption(
     runtime: RuntimeDep,
@@ -112,7 +131,7 @@ async def caption(
     top_k: TopK = None,
     min_score: MinScore = None,
     concept_ids: Annotated[
-        list[int] | None,
+        list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None,
         Form(
             description="Skip retrieval: caption with exactly these concepts (yours).", max_length=8
         ),

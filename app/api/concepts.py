@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Response,
+    UploadFile,
+    status,
+)
 
 from app.deps import CurrentUser, RuntimeDep
 from app.problems import ProblemError, problem_responses
@@ -16,9 +27,10 @@ from app.schemas import (
     ConceptPublic,
     ConceptsPublic,
     ConceptUpdate,
+    PlainText,
 )
 from app.services.concepts import ConceptService
-from app.uploads import normalize_uploads, read_upload
+from app.uploads import normalize_uploads, read_upload, single_valued
 from model.images import NormalizedImage
 
 router = APIRouter(prefix="/concepts", tags=["concepts"])
@@ -27,15 +39,20 @@ router = APIRouter(prefix="/concepts", tags=["concepts"])
 ConceptId = Annotated[int, Path(ge=1, le=ID_MAX, description="A concept's id")]
 ImageId = Annotated[int, Path(ge=1, le=ID_MAX, description="A reference image's id")]
 
-_AUTH = problem_responses(401, 404)
-_UPLOAD = problem_responses(401, 409, 413, 415, 422, 503)
+_AUTH = problem_responses(401, 404, 422, 429)
+# 400: a body that is not parseable multipart at all.
+_UPLOAD = problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 async def _read_images(runtime: Runtime, files: list[UploadFile]) -> list[NormalizedImage]:
     limits = runtime.settings.upload
     payloads = [(f.filename or "", await read_upload(f, limits.max_bytes)) for f in files]
     return await runtime.run(
-        normalize_uploads, payloads, max_pixels=limits.max_pixels, max_side=limits.store_max_side
+        normalize_uploads,
+        payloads,
+        max_pixels=limits.max_pixels,
+        max_side=limits.store_max_side,
+        max_request_pixels=limits.max_request_pixels,
     )
 
 
@@ -52,14 +69,15 @@ def _check_count(runtime: Runtime, files: list[UploadFile]) -> None:
     response_model=ConceptPublic,
     status_code=status.HTTP_201_CREATED,
     responses=_UPLOAD,
+    dependencies=[Depends(single_valued("name", "info", "category"))],
 )
 async def create_concept(
     runtime: RuntimeDep,
     user: CurrentUser,
     name: Annotated[str, Form(min_length=1, max_length=66, description="e.g. `bo` or `<bo>`")],
     images: Annotated[list[UploadFile], File(description="1-10 reference photos")],
-    info: Annotated[str, Form(max_length=INFO_MAX)] = "",
-    category: Annotated[str | None, Form(max_length=CATEGORY_MAX)] = None,
+    info: Annotated[PlainText, Form(max_length=INFO_MAX)] = "",
+    category: Annotated[PlainText | None, Form(max_length=CATEGORY_MAX)] = None,
     display_name: Annotated[
         str | None,
         Form(max_length=66, description="Shown to the model instead of the name, e.g. `Iron Man`"),
@@ -82,11 +100,11 @@ async def create_concept(
     return ConceptPublic.model_validate(concept)
 
 
-@router.get("", response_model=ConceptsPublic, responses=problem_responses(401, 422))
+@router.get("", response_model=ConceptsPublic, responses=problem_responses(401, 422, 429))
 async def list_concepts(
     runtime: RuntimeDep,
     user: CurrentUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     name: Annotated[str | None, Query(max_length=66, description="Exact name")] = None,
 ) -> ConceptsPublic:
@@ -108,12 +126,17 @@ async def get_concept(
 
 
 @router.patch(
-    "/{concept_id}", response_model=ConceptPublic, responses=problem_responses(401, 404, 409, 422)
+    "/{concept_id}",
+    response_model=ConceptPublic,
+    responses=problem_responses(400, 401, 404, 409, 422, 429),
 )
 async def update_concept(
     runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, patch: ConceptUpdate
 ) -> ConceptPublic:
-    """Rename a concept or change its info or category."""
+    """Rename a concept or change its info or category.
+
+    Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+    none); `name` cannot be cleared."""
     concept = await runtime.run(ConceptService(runtime).update, user.id, concept_id, patch)
     return ConceptPublic.model_validate(concept)
 
@@ -149,19 +172,31 @@ async def add_concept_images(
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "The stored, re-encoded image"},
+        304: {"description": "Not Modified: the `If-None-Match` ETag is current"},
         **_AUTH,
+        **problem_responses(503),
     },
 )
 async def get_concept_image(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, image_id: ImageId
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    concept_id: ConceptId,
+    image_id: ImageId,
+    if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
     """The stored copy: upright, RGB, re-encoded without any metadata."""
     stored = await runtime.run(ConceptService(runtime).image, user.id, concept_id, image_id)
-    return Response(
-        stored.data,
-        media_type=stored.mime,
-        headers={"ETag": f'"{stored.sha256}"', "Cache-Control": "private, max-age=86400"},
-    )
+    etag = f'"{stored.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(stored.data, media_type=stored.mime, headers=headers)
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (``*`` matches anything)."""
+    candidates = {c.strip().removeprefix("W/") for c in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
 
 
 @router.get(
@@ -176,9 +211,9 @@ async def get_concept_image(
 async def get_concept_image_thumbnail(
     runtime: RuntimeDep,
     user: CurrentUser,
-    concept_id: int,
-    image_id: int,
-    if_none_match: Annotated[str | None, Header()] = None,
+    concept_id: ConceptId,
+    image_id: ImageId,
+    if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
     """A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists."""
     stored = await runtime.run(ConceptService(runtime).thumbnail, user.id, concept_id, image_id)
@@ -189,16 +224,10 @@ async def get_concept_image_thumbnail(
     return Response(stored.data, media_type=stored.mime, headers=headers)
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """RFC 9110 weak comparison against an If-None-Match list (``*`` matches anything)."""
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in tags or etag in tags
-
-
 @router.delete(
     "/{concept_id}/images/{image_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 404, 409),
+    responses=problem_responses(401, 404, 409, 422, 429),
 )
 async def delete_concept_image(
     runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, image_id: ImageId

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import SecretStr
 from sqlalchemy import text
 
-from app.deps import RuntimeDep
+from app.deps import RuntimeDep, bearer
+from app.problems import ProblemError, problem_responses
 from app.runtime import Runtime
 from app.schemas import ComponentReadiness, Health, Readiness
+from model.embedder import EmbedderUnavailable
+from store.repositories import ConceptRepository
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 router = APIRouter(tags=["health"])
 
@@ -20,24 +31,93 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Whether every dependency can serve: the database (and the models, when configured)."""
-    components = {"database": await runtime.run(_database_ready, runtime)}
+async def readyz(runtime: RuntimeDep, credentials: Credentials) -> JSONResponse:
+    """Whether every dependency can serve: the database, free disk space, the index (no
+    re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+    token."""
+    components = {
+        "database": await runtime.run(_database_ready, runtime),
+        "disk": await runtime.run(_disk_ready, runtime),
+    }
     for name, check in runtime.readiness_checks.items():
         components[name] = await check()
+    if components["database"].ready and components.get("embedder", _READY).ready:
+        components["index"] = await runtime.run(_index_ready, runtime)
     body = Readiness(ready=all(c.ready for c in components.values()), components=components)
+    if not _bearer_is(credentials, runtime.settings.admin_token):
+        body = Readiness(
+            ready=body.ready,
+            components={
+                name: ComponentReadiness(
+                    ready=c.ready, detail="ok" if c.ready else "not ready (details: admin token)"
+                )
+                for name, c in body.components.items()
+            },
+        )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **problem_responses(401),
+    },
 )
-async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus metrics: requests, per-stage latency, VLM errors, index sizes."""
+async def metrics(runtime: RuntimeDep, credentials: Credentials) -> Response:
+    """Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+    `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set."""
+    token = runtime.settings.metrics_token
+    if token is not None and not _bearer_is(credentials, token):
+        raise ProblemError(
+            401,
+            "unauthorized",
+            "/metrics needs `Authorization: Bearer <REPIC_METRICS_TOKEN>`.",
+            headers={"WWW-Authenticate": 'Bearer realm="repic-metrics"'},
+        )
     body, content_type = runtime.metrics.render()
     return Response(body, media_type=content_type)
+
+
+_READY = ComponentReadiness(ready=True, detail="")
+
+
+def _bearer_is(credentials: HTTPAuthorizationCredentials | None, secret: SecretStr) -> bool:
+    return credentials is not None and hmac.compare_digest(
+        credentials.credentials.encode(), secret.get_secret_value().encode()
+    )
+
+
+def _disk_ready(runtime: Runtime) -> ComponentReadiness:
+    reserve = runtime.settings.min_free_disk_bytes
+    try:
+        free = shutil.disk_usage(runtime.settings.data_dir).free
+    except OSError as exc:
+        return ComponentReadiness(ready=False, detail=f"data directory unusable: {exc}"[:300])
+    detail = f"{free:,} bytes free under the data directory (reserve {reserve:,})"
+    if free < reserve:
+        return ComponentReadiness(ready=False, detail=f"low disk space: {detail}")
+    return ComponentReadiness(ready=True, detail=detail)
+
+
+def _index_ready(runtime: Runtime) -> ComponentReadiness:
+    try:
+        embedder_id = runtime.vectors.embedder.model_id
+    except EmbedderUnavailable as exc:
+        return ComponentReadiness(ready=False, detail=str(exc)[:300])
+    try:
+        with runtime.sessions() as session:
+            stale = ConceptRepository(session).images_needing_embedding(embedder_id, limit=1)
+    except Exception as exc:
+        return ComponentReadiness(ready=False, detail=f"{exc.__class__.__name__}"[:300])
+    if stale:
+        return ComponentReadiness(
+            ready=False,
+            detail=f"reindex required: images embedded by another model than {embedder_id}; "
+            "run `repic reindex` (until then retrieval answers 503)",
+        )
+    return ComponentReadiness(ready=True, detail=f"every vector is from {embedder_id}")
 
 
 def _database_ready(runtime: Runtime) -> ComponentReadiness:

@@ -8,6 +8,7 @@ from app.cli.accounts import db_cli, keys_cli, users_cli
 from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
 from app.cli.jobs import caption_album, worker
+from app.cli.storage import gc
 
 cli = typer.Typer(no_args_is_help=True, help="RePIC personalized captioning service.")
 cli.add_typer(users_cli, name="users")
@@ -20,6 +21,7 @@ cli.command("caption")(caption)
 cli.command("derivatives")(derivatives)
 cli.command("worker")(worker)
 cli.command("caption-album")(caption_album)
+cli.command("gc")(gc)
 
 
 def _mount_optional() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from app.problems import ProblemError
+    from app.services.user_data import UserDataService
     from app.services.users import UserService
 
 # The database layer and FastAPI (for ProblemError) load inside the commands, so that `repic
@@ -29,7 +31,18 @@ def _users() -> UserService:
     from store.db import make_engine, make_session_factory
 
     settings = Settings()
-    return UserService(make_session_factory(make_engine(settings.database_url)))
+    return UserService(
+        make_session_factory(make_engine(settings.database_url)),
+        max_active_keys=settings.quota.api_keys,
+    )
+
+
+def _user_data() -> UserDataService:
+    from app.runtime import build_runtime
+    from app.services.user_data import UserDataService
+    from app.settings import Settings
+
+    return UserDataService(build_runtime(Settings()))
 
 
 def _fail(exc: ProblemError) -> typer.Exit:
@@ -57,6 +70,40 @@ def users_list() -> None:
     for user in _users().list_users():
         table.add_row(str(user.id), user.name, user.created_at.isoformat(timespec="seconds"))
     console.print(table)
+
+
+@users_cli.command("delete")
+def users_delete(
+    name: str,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Delete a user with all their keys, concepts, photos, vectors and index."""
+    if not yes:
+        err.print("[red]error:[/red] deleting a user cannot be undone; add --yes to confirm.")
+        raise typer.Exit(code=2)
+    from app.problems import ProblemError
+
+    try:
+        deleted = _user_data().delete(name)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"deleted user {deleted.name!r} with {deleted.concepts} concepts and "
+        f"{deleted.photos} photos"
+    )
+
+
+@users_cli.command("export")
+def users_export(name: str, output: Path) -> None:
+    """Write a zip of a user's data (concepts.json and photos/) to OUTPUT."""
+    from app.problems import ProblemError
+
+    try:
+        data = _user_data().export(name)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    output.write_bytes(data)
+    console.print(f"wrote {output} ({len(data):,} bytes)")
 
 
 @keys_cli.command("create")

@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.problems import ProblemError
 from app.runtime import Runtime
@@ -98,6 +99,21 @@ class _Prepared:
     prompt: RepicPrompt
 
 
+def public_model_name(settings: Settings) -> str:
+    """The model name callers see: never a path of the server's file system."""
+    cfg = settings.vlm
+    if cfg.public_name:
+        return cfg.public_name
+    model = cfg.model.rstrip("/\\")
+    looks_like_path = (
+        model.startswith((".", "/", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+        or Path(model).expanduser().exists()
+    )
+    return model.replace("\\", "/").rsplit("/", 1)[-1] if looks_like_path else model
+
+
 @functools.lru_cache(maxsize=4096)
 def cache_salt(user_id: int) -> str:
     """A per-user prefix-cache salt: one user's cached blocks never serve another's prompt."""
@@ -112,14 +128,21 @@ class CaptionService:
     async def caption(
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
     ) -> CaptionResult:
+        async with self.rt.caption_slots.hold(user_id):
+            return await self._caption(user_id, query, req, timings)
+
+    async def _caption(
+        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
+    ) -> CaptionResult:
         prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
-        with timings.stage("vlm"):
-            generation = await self._generate(prepared.prompt, req.max_tokens, user_id)
+        async with self.rt.vlm_gate.turn(user_id):
+            with timings.stage("vlm"):
+                generation = await self._generate(prepared.prompt, req.max_tokens, user_id)
         return CaptionResult(
             caption=generation.text,
             used=prepared.used,
             mentioned=_mentioned(generation.text, prepared.names),
-            model=generation.model,
+            model=public_model_name(self.rt.settings),
             timings_ms=timings.ms,
         )
 
@@ -154,7 +177,7 @@ class CaptionService:
                     503,
                     "storage-unavailable",
                     f"A reference image of <{m.concept.name}> cannot be read ({exc}); "
-                    "operators: check REPIC_DATA_DIR.",
+                    "operators: check the blob store (REPIC_DATA_DIR or REPIC_STORAGE__S3_*).",
                     headers={"Retry-After": "30"},
                 ) from exc
             # The model is shown the display name, as RePIC's retriever shows `name`.

@@ -3,20 +3,23 @@
 Order of a write, so a crash at any point loses nothing and leaks nothing: decode and embed
 (nothing stored yet) -> write blobs: each photo with its derivatives, the demonstration image
 within the VLM budget and the thumbnail (content-addressed, harmless if orphaned) -> one database
-transaction (rows, vectors, the user's index version) -> update the FAISS index. The index is a
-cache of the database: a crash before the last step leaves an index whose saved version is
-behind the database's, and it is rebuilt on next use.
+transaction (blob locks, rows, vectors, the user's index version) -> update the FAISS index. The
+index is a cache of the database: a crash before the last step leaves an index whose saved version
+is behind the database's, and it is rebuilt on next use. Blobs are never deleted here: dropped
+rows record their blobs (photo and derivatives) for the grace-period sweep (``store.gc``), which
+also removes orphans.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.names import InvalidName, name_key, normalize_name
 from app.problems import ProblemError, not_found
@@ -24,10 +27,11 @@ from app.runtime import Runtime
 from app.schemas import ConceptUpdate
 from model.images import NormalizedImage
 from model.photos import make_derivatives
-from store.blobs import BlobError
+from store.blobs import BlobError, sha_of
 from store.db import transaction
+from store.gc import forget_garbage, lock_blobs, record_unreferenced
 from store.models import Concept, ConceptImage
-from store.repositories import ConceptRepository, NewImage, StoredDerivatives, UserRepository
+from store.repositories import ConceptRepository, NewImage, StoredDerivatives, Usage, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,6 @@ class StoredImage:
 class ConceptService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        # Serialises blob garbage collection against uploads of the same bytes in this process.
-        self._blob_lock = threading.Lock()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -110,9 +112,11 @@ class ConceptService:
         written = self._write_blobs(unique)
         try:
             with transaction(self.rt.sessions) as session:
+                self._claim_blobs(session, unique, written)
                 repo = ConceptRepository(session)
                 if repo.by_name_key(user_id, name_key(clean)) is not None:
                     raise _name_taken(clean)
+                _check_quota(self.rt, repo.usage(user_id), unique, new_concept=True)
                 concept = repo.create(
                     user_id,
                     name=clean,
@@ -127,10 +131,10 @@ class ConceptService:
                 ]
                 version = UserRepository(session).bump_index_version(user_id)
         except IntegrityError as exc:
-            self._collect_garbage(_keys(written))
+            self._abandon(_keys(written))
             raise _name_taken(clean) from exc
         except BaseException:
-            self._collect_garbage(_keys(written))
+            self._abandon(_keys(written))
             raise
         self.rt.vectors.added(
             user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
@@ -150,8 +154,8 @@ class ConceptService:
                     concept.name, concept.name_key = clean, name_key(clean)
                 if "display_name" in patch.model_fields_set:
                     concept.display_name = _valid_display_name(patch.display_name, concept.name)
-                if patch.info is not None:
-                    concept.info = patch.info
+                if "info" in patch.model_fields_set:
+                    concept.info = patch.info or ""
                 if "category" in patch.model_fields_set:
                     concept.category = patch.category or None
                 session.flush()
@@ -166,9 +170,9 @@ class ConceptService:
             keys = [key for img in concept.images for key in _row_keys(img)]
             image_ids = [img.id for img in concept.images]
             session.delete(concept)
+            record_unreferenced(session, keys)
             version = UserRepository(session).bump_index_version(user_id)
         self.rt.vectors.removed(user_id, image_ids, version)
-        self._collect_garbage(keys)
 
     def add_images(
         self, user_id: int, concept_id: int, images: Sequence[NormalizedImage]
@@ -190,15 +194,17 @@ class ConceptService:
         written = self._write_blobs(fresh)
         try:
             with transaction(self.rt.sessions) as session:
+                self._claim_blobs(session, fresh, written)
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
+                _check_quota(self.rt, repo.usage(user_id), fresh, new_concept=False)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
                     for img, stored, vec in zip(fresh, written, vectors, strict=True)
                 ]
                 version = UserRepository(session).bump_index_version(user_id)
         except BaseException:
-            self._collect_garbage(_keys(written))
+            self._abandon(_keys(written))
             raise
         self.rt.vectors.added(
             user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
@@ -220,9 +226,9 @@ class ConceptService:
                 )
             keys = _row_keys(row)
             concept.images.remove(row)
+            record_unreferenced(session, keys)
             version = UserRepository(session).bump_index_version(user_id)
         self.rt.vectors.removed(user_id, [image_id], version)
-        self._collect_garbage(keys)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -268,24 +274,47 @@ class ConceptService:
         self, images: Sequence[NormalizedImage]
     ) -> list[tuple[str, StoredDerivatives]]:
         written: list[tuple[str, StoredDerivatives]] = []
+        _check_free_space(self.rt, sum(len(img.data) for img in images))
         try:
-            with self._blob_lock:
-                for img in images:
-                    written.append(self.store_photo(img))
+            for img in images:
+                written.append(self.store_photo(img))
         except BlobError as exc:
-            self._collect_garbage(_keys(written))
+            self._abandon(_keys(written))
             raise _storage_problem(exc) from exc
         return written
 
-    def _collect_garbage(self, blob_keys: Sequence[str]) -> None:
-        """Delete blobs that no row references any more (shared bytes stay)."""
-        if not blob_keys:
-            return
-        with self._blob_lock, self.rt.sessions() as session:
-            repo = ConceptRepository(session)
-            for key in set(blob_keys):
-                if repo.blob_key_references(key) == 0:
-                    self.rt.blobs.delete(key)
+    def _claim_blobs(
+        self,
+        session: Session,
+        images: Sequence[NormalizedImage],
+        written: Sequence[tuple[str, StoredDerivatives]],
+    ) -> None:
+        """First step of a transaction that adds image rows: under the blob locks of the photos
+        and their derivatives, put back any blob a sweep removed since ``_write_blobs`` and
+        cancel pending deletions."""
+        keys = _keys(written)
+        shas = [sha_of(k) for k in keys]
+        lock_blobs(session, shas)
+        try:
+            for img, (key, stored) in zip(images, written, strict=True):
+                if self.rt.blobs.exists(key) and all(
+                    self.rt.blobs.exists(k) for k in (stored.prompt_blob_key, stored.thumb_blob_key)
+                ):
+                    continue
+                self.store_photo(img)
+        except BlobError as exc:
+            raise _storage_problem(exc) from exc
+        forget_garbage(session, shas)
+
+    def _abandon(self, blob_keys: Sequence[str]) -> None:
+        """A write failed after its blobs were stored: hand them to the sweep, which deletes
+        them after the grace period unless another row references them by then."""
+        try:
+            with transaction(self.rt.sessions) as session:
+                record_unreferenced(session, blob_keys)
+        except Exception:
+            # The database is what failed; the sweep finds these blobs as orphans instead.
+            log.warning("could not record %d unreferenced blob(s)", len(blob_keys), exc_info=True)
 
 
 def _valid_name(raw: str) -> str:
@@ -317,6 +346,7 @@ def _new_image(
         embedding=vector,
         embedder_id=embedder_id,
         derivatives=stored[1],
+        size_bytes=len(img.data),
     )
 
 
@@ -336,6 +366,44 @@ def _row_keys(row: ConceptImage) -> list[str]:
     return [k for k in (row.blob_key, row.prompt_blob_key, row.thumb_blob_key) if k is not None]
 
 
+def _check_quota(
+    rt: Runtime, usage: Usage, images: Sequence[NormalizedImage], *, new_concept: bool
+) -> None:
+    quota = rt.settings.quota
+    added_bytes = sum(len(img.data) for img in images)
+    if new_concept and usage.concepts + 1 > quota.concepts:
+        over = f"you have {usage.concepts} concepts; the limit is {quota.concepts}"
+    elif usage.photos + len(images) > quota.photos:
+        over = f"you have {usage.photos} photos; the limit is {quota.photos}"
+    elif usage.stored_bytes + added_bytes > quota.stored_bytes:
+        over = (
+            f"your photos take {usage.stored_bytes:,} bytes, these {added_bytes:,} more; the "
+            f"limit is {quota.stored_bytes:,}"
+        )
+    else:
+        return
+    raise ProblemError(
+        409, "quota-exceeded", f"Nothing was stored: {over}. Delete something first."
+    )
+
+
+def _check_free_space(rt: Runtime, incoming: int) -> None:
+    """Keep REPIC_MIN_FREE_DISK_BYTES free, so deletes (and the database) never meet a full disk."""
+    try:
+        free = shutil.disk_usage(rt.settings.data_dir).free
+    except OSError:
+        return  # the write itself reports an unusable directory
+    if free - incoming < rt.settings.min_free_disk_bytes:
+        log.error("refusing an upload: %s bytes free on the data disk", free)
+        raise ProblemError(
+            503,
+            "storage-full",
+            "The server's disk is nearly full, so nothing was stored; deleting still works. "
+            "Retry later; operators: free space under REPIC_DATA_DIR.",
+            headers={"Retry-After": "300"},
+        )
+
+
 def _name_taken(name: str) -> ProblemError:
     return ProblemError(
         409, "concept-exists", f"You already have a concept named <{name}>; pick another name."
@@ -348,6 +416,7 @@ def _storage_problem(exc: BlobError) -> ProblemError:
         503,
         "storage-unavailable",
         "The image store cannot be written or read; nothing was changed. Retry later; "
-        "operators: check free disk space and permissions of REPIC_DATA_DIR.",
+        "operators: check the blob store (free disk space and permissions of REPIC_DATA_DIR, "
+        "or the reachability and credentials of the REPIC_STORAGE__S3_* bucket).",
         headers={"Retry-After": "30"},
     )

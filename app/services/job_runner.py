@@ -16,16 +16,28 @@ from collections.abc import AsyncIterator
 
 from app.problems import ProblemError
 from app.runtime import Runtime
-from app.services.captioning import CaptionService
+from app.services.captioning import CaptionRequest, CaptionResult, CaptionService
 from app.services.jobs import JobOptions, job_blobs, problem_json
 from app.services.retrieval import RetrievalService
 from app.services.timings import Timings
 from app.uploads import decode_query
+from model.photos import QueryPhoto
 from store.blobs import BlobError
 from store.db import transaction
 from store.jobs import Claimed, JobRepository
 
 log = logging.getLogger(__name__)
+
+
+class _JobCaptions(CaptionService):
+    """Captions of job photos: bounded by the job settings (active jobs per user, worker
+    concurrency) rather than by the per-request caption slots, which would refuse an album's
+    photos; they still take fair turns at the model with everyone's requests."""
+
+    async def caption_photo(
+        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
+    ) -> CaptionResult:
+        return await self._caption(user_id, query, req, timings)
 
 
 class JobRunner:
@@ -147,7 +159,7 @@ class JobRunner:
                 vlm_max_pixels=self.rt.settings.vlm.max_pixels,
                 clip_min_side=RetrievalService(self.rt).clip_min_side(),
             )
-            result = await CaptionService(self.rt).caption(
+            result = await _JobCaptions(self.rt).caption_photo(
                 claimed.user_id, query, options.request(self.rt), timings
             )
         except ProblemError as exc:

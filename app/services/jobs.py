@@ -21,7 +21,7 @@ from app.runtime import Runtime
 from app.services.captioning import CaptionRequest
 from app.uploads import decode_query
 from model.prompt import PromptStyle
-from store.blobs import BlobStore
+from store.blobs import BlobStore, LocalBlobStore
 from store.db import transaction
 from store.jobs import JOB_DONE, CaptionJob, JobRepository, NewItem, Progress
 
@@ -61,7 +61,7 @@ class JobView:
 def job_blobs(runtime: Runtime) -> BlobStore:
     """Where job photos are kept: apart from concept photos, so deleting a job's photos never
     touches a reference image with the same bytes."""
-    return BlobStore(runtime.settings.data_dir / "job-photos")
+    return LocalBlobStore(runtime.settings.data_dir / "job-photos")
 
 
 def problem_json(exc: ProblemError) -> str:

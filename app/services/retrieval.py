@@ -88,7 +88,13 @@ class RetrievalService:
         }
         images = repo.images_by_ids(user_id, [c.image_id for c in chosen])
         return [
-            Match(concepts[c.concept_id], images[c.image_id], c.score, regions[c.region_index].box)
+            Match(
+                concepts[c.concept_id],
+                images[c.image_id],
+                # Cosines of float32 unit vectors can land a rounding step above 1.
+                min(1.0, max(-1.0, c.score)),
+                regions[c.region_index].box,
+            )
             for c in chosen
             if c.concept_id in concepts and c.image_id in images
         ]

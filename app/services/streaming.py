@@ -28,6 +28,7 @@ from app.services.captioning import (
     _mentioned,
     _vlm_problem,
     cache_salt,
+    public_model_name,
 )
 from app.services.jobs import problem_json
 from app.services.timings import Timings
@@ -55,25 +56,39 @@ class StreamingCaptionService(CaptionService):
             raise ProblemError(
                 501, "streaming-unsupported", "This captioning backend cannot stream; omit stream."
             )
-        prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
+        # The caption holds one of the user's caption slots until its stream ends: a refusal
+        # (429) is an ordinary problem response, before the stream starts.
+        held = contextlib.AsyncExitStack()
+        await held.enter_async_context(self.rt.caption_slots.hold(user_id))
+        try:
+            prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
+        except BaseException:
+            await held.aclose()
+            raise
 
         async def events() -> AsyncIterator[bytes]:
             generation: Generation | None = None
-            vlm_start = time.perf_counter()
-            stream = vlm.stream(
-                prepared.prompt, max_tokens=req.max_tokens, cache_salt=cache_salt(user_id)
-            )
-            try:
-                async with contextlib.aclosing(cast(AsyncGenerator[Delta | Generation], stream)):
-                    async for item in stream:
-                        if isinstance(item, Delta):
-                            yield sse("delta", json.dumps({"text": item.text}))
-                        else:
-                            generation = item
-            except VLMError as exc:
-                self.rt.metrics.count_vlm_error(exc.kind)
-                yield sse("problem", problem_json(_vlm_problem(exc, vlm.model_name)))
-                return
+            async with held:
+                try:
+                    async with self.rt.vlm_gate.turn(user_id):
+                        vlm_start = time.perf_counter()
+                        stream = vlm.stream(
+                            prepared.prompt,
+                            max_tokens=req.max_tokens,
+                            cache_salt=cache_salt(user_id),
+                        )
+                        async with contextlib.aclosing(
+                            cast(AsyncGenerator[Delta | Generation], stream)
+                        ):
+                            async for item in stream:
+                                if isinstance(item, Delta):
+                                    yield sse("delta", json.dumps({"text": item.text}))
+                                else:
+                                    generation = item
+                except VLMError as exc:
+                    self.rt.metrics.count_vlm_error(exc.kind)
+                    yield sse("problem", problem_json(_vlm_problem(exc, vlm.model_name)))
+                    return
             if generation is None:
                 return
             timings.ms["vlm"] = (time.perf_counter() - vlm_start) * 1000
@@ -82,7 +97,7 @@ class StreamingCaptionService(CaptionService):
                 caption=generation.text,
                 used=prepared.used,
                 mentioned=_mentioned(generation.text, prepared.names),
-                model=generation.model,
+                model=public_model_name(self.rt.settings),
                 timings_ms=timings.ms,
             )
             yield sse("result", result.public().model_dump_json())

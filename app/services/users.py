@@ -23,8 +23,11 @@ class IssuedKey:
 
 
 class UserService:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, max_active_keys: int | None = None
+    ) -> None:
         self.sessions = sessions
+        self.max_active_keys = max_active_keys
 
     def create_user(self, name: str) -> IssuedKey:
         """Create a user with a first API key (409 when the name is taken)."""
@@ -45,6 +48,14 @@ class UserService:
             user = repo.by_name(user_name)
             if user is None:
                 raise not_found(f"User {user_name!r}")
+            limit = self.max_active_keys
+            if limit is not None and repo.active_key_count(user) >= limit:
+                raise ProblemError(
+                    409,
+                    "quota-exceeded",
+                    f"{user.name!r} already has {limit} active API keys, the limit; revoke one "
+                    "first.",
+                )
             return self._issue(repo, user)
 
     def revoke_key(self, prefix: str) -> ApiKey:

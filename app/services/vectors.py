@@ -146,7 +146,7 @@ class VectorStore:
                 vectors,
                 version,
             )
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ProblemError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
         self.publish_index_stats()
 
@@ -154,9 +154,16 @@ class VectorStore:
         """Mirror a committed delete into the index; on failure the next search rebuilds it."""
         try:
             self.index().remove(user_id, np.asarray(image_ids, dtype=np.int64), version)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ProblemError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
         self.publish_index_stats()
+
+    def forget(self, user_id: int) -> None:
+        """Drop a deleted user's index from memory and disk; failures are logged, not raised."""
+        try:
+            self.index().forget(user_id)
+        except (OSError, RuntimeError, ProblemError) as exc:
+            log.warning("index files of deleted user %s left behind: %s", user_id, exc)
 
     def _user_version(self, user_id: int) -> int:
         with self._sessions() as session:

@@ -1,7 +1,7 @@
 """derivatives of each reference photo: demonstration image and thumbnail
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 
 Existing rows get NULLs; `repic derivatives` makes the files and fills the columns. Until then a

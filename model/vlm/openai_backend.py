@@ -141,16 +141,21 @@ class OpenAIBackend:
 
         ``cache_salt`` is sent as its sha256 (any string then meets vLLM's salt rules and the
         server's logs never see it); an empty salt sends none, sharing the cache with all.
+        The same digest goes in ``X-User-ID`` and ``X-Session-ID``, the keys vLLM's router
+        hashes (``--policy consistent_hash``) so one user's prompts meet one replica's cache.
         """
         if max_tokens < 1:
             raise VLMBadRequest(f"max_tokens must be at least 1, got {max_tokens}")
         extra_body: dict[str, Any] = {"repetition_penalty": self._repetition_penalty}
+        headers: dict[str, str] = {}
         if cache_salt:
-            extra_body["cache_salt"] = hashlib.sha256(cache_salt.encode()).hexdigest()
+            opaque = hashlib.sha256(cache_salt.encode()).hexdigest()
+            extra_body["cache_salt"] = opaque
+            headers = {"X-User-ID": opaque, "X-Session-ID": opaque}
         messages = cast(list[ChatCompletionMessageParam], to_openai_messages(prompt))
         try:
             async with asyncio.timeout(self._timeout_s), self._slots:
-                completion = await self._create_retrying(messages, max_tokens, extra_body)
+                completion = await self._create_retrying(messages, max_tokens, extra_body, headers)
         except (TimeoutError, APITimeoutError) as exc:
             raise VLMTimeout(
                 f"{self.model_name} at {self._base_url} gave no caption within "
@@ -268,6 +273,7 @@ class OpenAIBackend:
         messages: list[ChatCompletionMessageParam],
         max_tokens: int,
         extra_body: dict[str, Any],
+        headers: dict[str, str],
     ) -> ChatCompletion:
         delay = _FIRST_RETRY_DELAY_S
         attempt = 0
@@ -279,6 +285,7 @@ class OpenAIBackend:
                     max_completion_tokens=max_tokens,
                     temperature=0.0,
                     extra_body=extra_body,
+                    extra_headers=headers,
                 )
             except APITimeoutError:
                 raise

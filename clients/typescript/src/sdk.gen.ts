@@ -2,7 +2,7 @@
 
 import { type Client, formDataBodySerializer, type Options as Options2, type TDataShape } from './client';
 import { client } from './client.gen';
-import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateCaptionJobData, CreateCaptionJobErrors, CreateCaptionJobResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteCaptionJobData, DeleteCaptionJobErrors, DeleteCaptionJobResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, GetCaptionJobData, GetCaptionJobErrors, GetCaptionJobResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListCaptionJobResultsData, ListCaptionJobResultsErrors, ListCaptionJobResultsResponses, ListCaptionJobsData, ListCaptionJobsErrors, ListCaptionJobsResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
+import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateCaptionJobData, CreateCaptionJobErrors, CreateCaptionJobResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteCaptionJobData, DeleteCaptionJobErrors, DeleteCaptionJobResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, ExportUserData, ExportUserErrors, ExportUserResponses, GetCaptionJobData, GetCaptionJobErrors, GetCaptionJobResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListCaptionJobResultsData, ListCaptionJobResultsErrors, ListCaptionJobResultsResponses, ListCaptionJobsData, ListCaptionJobsErrors, ListCaptionJobsResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -28,16 +28,27 @@ export const healthz = <ThrowOnError extends boolean = false>(options?: Options<
 /**
  * Readyz
  *
- * Whether every dependency can serve: the database (and the models, when configured).
+ * Whether every dependency can serve: the database, free disk space, the index (no
+ * re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+ * token.
  */
-export const readyz = <ThrowOnError extends boolean = false>(options?: Options<ReadyzData, ThrowOnError>) => (options?.client ?? client).get<ReadyzResponses, ReadyzErrors, ThrowOnError>({ url: '/readyz', ...options });
+export const readyz = <ThrowOnError extends boolean = false>(options?: Options<ReadyzData, ThrowOnError>) => (options?.client ?? client).get<ReadyzResponses, ReadyzErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/readyz',
+    ...options
+});
 
 /**
  * Metrics
  *
- * Prometheus metrics: requests, per-stage latency, VLM errors, index sizes.
+ * Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+ * `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set.
  */
-export const metrics = <ThrowOnError extends boolean = false>(options?: Options<MetricsData, ThrowOnError>) => (options?.client ?? client).get<MetricsResponses, MetricsErrors, ThrowOnError>({ url: '/metrics', ...options });
+export const metrics = <ThrowOnError extends boolean = false>(options?: Options<MetricsData, ThrowOnError>) => (options?.client ?? client).get<MetricsResponses, MetricsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/metrics',
+    ...options
+});
 
 /**
  * List Concepts
@@ -92,6 +103,9 @@ export const getConcept = <ThrowOnError extends boolean = false>(options: Option
  * Update Concept
  *
  * Rename a concept or change its info or category.
+ *
+ * Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+ * none); `name` cannot be cleared.
  */
 export const updateConcept = <ThrowOnError extends boolean = false>(options: Options<UpdateConceptData, ThrowOnError>) => (options.client ?? client).patch<UpdateConceptResponses, UpdateConceptErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
@@ -284,7 +298,7 @@ export const listKeys = <ThrowOnError extends boolean = false>(options: Options<
 /**
  * Create Key
  *
- * Another API key for a user (shown once).
+ * Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones.
  */
 export const createKey = <ThrowOnError extends boolean = false>(options: Options<CreateKeyData, ThrowOnError>) => (options.client ?? client).post<CreateKeyResponses, CreateKeyErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -300,5 +314,27 @@ export const createKey = <ThrowOnError extends boolean = false>(options: Options
 export const revokeKey = <ThrowOnError extends boolean = false>(options: Options<RevokeKeyData, ThrowOnError>) => (options.client ?? client).delete<RevokeKeyResponses, RevokeKeyErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/admin/keys/{prefix}',
+    ...options
+});
+
+/**
+ * Delete User
+ *
+ * Delete a user with all their keys, concepts, photos, vectors and index.
+ */
+export const deleteUser = <ThrowOnError extends boolean = false>(options: Options<DeleteUserData, ThrowOnError>) => (options.client ?? client).delete<DeleteUserResponses, DeleteUserErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/users/{user_name}',
+    ...options
+});
+
+/**
+ * Export User
+ *
+ * A zip of the user's data: `concepts.json` (names, info, categories) and the photos.
+ */
+export const exportUser = <ThrowOnError extends boolean = false>(options: Options<ExportUserData, ThrowOnError>) => (options.client ?? client).get<ExportUserResponses, ExportUserErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/users/{user_name}/export',
     ...options
 });

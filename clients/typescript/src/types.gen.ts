@@ -432,11 +432,14 @@ export type ConceptRef = {
 /**
  * ConceptUpdate
  *
- * Fields to change; omitted fields stay as they are.
+ * Fields to change. An omitted field stays as it is; `null` clears a field (`info` becomes
+ * empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
  */
 export type ConceptUpdate = {
     /**
      * Name
+     *
+     * A new name; never null.
      */
     name?: string | null;
     /**
@@ -447,10 +450,14 @@ export type ConceptUpdate = {
     display_name?: string | null;
     /**
      * Info
+     *
+     * New info text; null clears it.
      */
     info?: string | null;
     /**
      * Category
+     *
+     * New category; null clears it.
      */
     category?: string | null;
 };
@@ -655,8 +662,32 @@ export type RetrievedConceptPublic = {
 export type UserCreate = {
     /**
      * Name
+     *
+     * Case-insensitive: `Alice` and `alice` are one user.
      */
     name: string;
+};
+
+/**
+ * UserDeleted
+ */
+export type UserDeleted = {
+    /**
+     * Name
+     */
+    name: string;
+    /**
+     * Concepts
+     *
+     * Concepts deleted with the user.
+     */
+    concepts: number;
+    /**
+     * Photos
+     *
+     * Reference photos deleted with the user.
+     */
+    photos: number;
 };
 
 /**
@@ -725,6 +756,10 @@ export type ReadyzData = {
 
 export type ReadyzErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -754,9 +789,17 @@ export type MetricsData = {
 
 export type MetricsErrors = {
     /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
 };
 
 export type MetricsError = MetricsErrors[keyof MetricsErrors];
@@ -802,6 +845,10 @@ export type ListConceptsErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -831,9 +878,17 @@ export type CreateConceptData = {
 
 export type CreateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
     /**
      * Conflict
      */
@@ -850,6 +905,10 @@ export type CreateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -899,6 +958,10 @@ export type DeleteConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -947,6 +1010,10 @@ export type GetConceptErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -983,6 +1050,10 @@ export type UpdateConceptData = {
 
 export type UpdateConceptErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1002,6 +1073,10 @@ export type UpdateConceptErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1039,6 +1114,10 @@ export type AddConceptImagesData = {
 
 export type AddConceptImagesErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1062,6 +1141,10 @@ export type AddConceptImagesErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1121,6 +1204,10 @@ export type DeleteConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -1143,6 +1230,12 @@ export type DeleteConceptImageResponse = DeleteConceptImageResponses[keyof Delet
 
 export type GetConceptImageData = {
     body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
     path: {
         /**
          * Concept Id
@@ -1175,6 +1268,10 @@ export type GetConceptImageErrors = {
      */
     422: Problem;
     /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
      * Internal Server Error
      */
     500: Problem;
@@ -1206,10 +1303,14 @@ export type GetConceptImageThumbnailData = {
     path: {
         /**
          * Concept Id
+         *
+         * A concept's id
          */
         concept_id: number;
         /**
          * Image Id
+         *
+         * A reference image's id
          */
         image_id: number;
     };
@@ -1230,6 +1331,10 @@ export type GetConceptImageThumbnailErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1260,6 +1365,10 @@ export type RetrieveData = {
 
 export type RetrieveErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1275,6 +1384,10 @@ export type RetrieveErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1305,6 +1418,10 @@ export type CaptionData = {
 
 export type CaptionErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1324,6 +1441,10 @@ export type CaptionErrors = {
      * Unprocessable Content
      */
     422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
     /**
      * Internal Server Error
      */
@@ -1643,6 +1764,10 @@ export type CreateUserData = {
 
 export type CreateUserErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
@@ -1747,6 +1872,10 @@ export type CreateKeyErrors = {
      */
     404: Problem;
     /**
+     * Conflict
+     */
+    409: Problem;
+    /**
      * Unprocessable Content
      */
     422: Problem;
@@ -1816,3 +1945,95 @@ export type RevokeKeyResponses = {
 };
 
 export type RevokeKeyResponse = RevokeKeyResponses[keyof RevokeKeyResponses];
+
+export type DeleteUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}';
+};
+
+export type DeleteUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteUserError = DeleteUserErrors[keyof DeleteUserErrors];
+
+export type DeleteUserResponses = {
+    /**
+     * Successful Response
+     */
+    200: UserDeleted;
+};
+
+export type DeleteUserResponse = DeleteUserResponses[keyof DeleteUserResponses];
+
+export type ExportUserData = {
+    body?: never;
+    path: {
+        /**
+         * User Name
+         */
+        user_name: string;
+    };
+    query?: never;
+    url: '/admin/users/{user_name}/export';
+};
+
+export type ExportUserErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ExportUserError = ExportUserErrors[keyof ExportUserErrors];
+
+export type ExportUserResponses = {
+    /**
+     * concepts.json and photos/
+     */
+    200: Blob | File;
+};
+
+export type ExportUserResponse = ExportUserResponses[keyof ExportUserResponses];

@@ -34,6 +34,7 @@ from .retrieval_public_timings_ms import RetrievalPublicTimingsMs
 from .retrieve_form import RetrieveForm
 from .retrieved_concept_public import RetrievedConceptPublic
 from .user_create import UserCreate
+from .user_deleted import UserDeleted
 from .user_public import UserPublic
 from .users_public import UsersPublic
 
@@ -72,6 +73,7 @@ __all__ = (
     "RetrievedConceptPublic",
     "RetrieveForm",
     "UserCreate",
+    "UserDeleted",
     "UserPublic",
     "UsersPublic",
 )

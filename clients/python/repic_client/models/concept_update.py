@@ -12,13 +12,14 @@ T = TypeVar("T", bound="ConceptUpdate")
 
 @_attrs_define
 class ConceptUpdate:
-    """Fields to change; omitted fields stay as they are.
+    """Fields to change. An omitted field stays as it is; `null` clears a field (`info` becomes
+    empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
 
-    Attributes:
-        name (None | str | Unset):
-        display_name (None | str | Unset): Empty or null removes it.
-        info (None | str | Unset):
-        category (None | str | Unset):
+        Attributes:
+            name (None | str | Unset): A new name; never null.
+            display_name (None | str | Unset): Empty or null removes it.
+            info (None | str | Unset): New info text; null clears it.
+            category (None | str | Unset): New category; null clears it.
     """
 
     name: None | str | Unset = UNSET

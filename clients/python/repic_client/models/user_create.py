@@ -12,7 +12,7 @@ T = TypeVar("T", bound="UserCreate")
 class UserCreate:
     """
     Attributes:
-        name (str):
+        name (str): Case-insensitive: `Alice` and `alice` are one user.
     """
 
     name: str

@@ -43,6 +43,11 @@ def _parse_response(
 
         return response_404
 
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
     if response.status_code == 422:
         response_422 = Problem.from_dict(response.json())
 
@@ -82,7 +87,7 @@ def sync_detailed(
 ) -> Response[ApiKeyCreated | Problem]:
     """Create Key
 
-     Another API key for a user (shown once).
+     Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones.
 
     Args:
         user_name (str):
@@ -113,7 +118,7 @@ def sync(
 ) -> ApiKeyCreated | Problem | None:
     """Create Key
 
-     Another API key for a user (shown once).
+     Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones.
 
     Args:
         user_name (str):
@@ -139,7 +144,7 @@ async def asyncio_detailed(
 ) -> Response[ApiKeyCreated | Problem]:
     """Create Key
 
-     Another API key for a user (shown once).
+     Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones.
 
     Args:
         user_name (str):
@@ -168,7 +173,7 @@ async def asyncio(
 ) -> ApiKeyCreated | Problem | None:
     """Create Key
 
-     Another API key for a user (shown once).
+     Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones.
 
     Args:
         user_name (str):

@@ -1,6 +1,6 @@
 from http import HTTPStatus
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -8,13 +8,18 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
-from ...types import File, Response
+from ...types import UNSET, File, Response, Unset
 
 
 def _get_kwargs(
     concept_id: int,
     image_id: int,
+    *,
+    if_none_match: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_none_match, Unset):
+        headers["if-none-match"] = if_none_match
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -24,14 +29,19 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> File | Problem | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | File | Problem | None:
     if response.status_code == 200:
         response_200 = File(payload=BytesIO(response.content))
 
         return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
 
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
@@ -47,6 +57,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_422 = Problem.from_dict(response.json())
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -64,7 +79,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[File | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Any | File | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -78,7 +95,8 @@ def sync_detailed(
     image_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[File | Problem]:
+    if_none_match: None | str | Unset = UNSET,
+) -> Response[Any | File | Problem]:
     """Get Concept Image
 
      The stored copy: upright, RGB, re-encoded without any metadata.
@@ -86,18 +104,20 @@ def sync_detailed(
     Args:
         concept_id (int): A concept's id
         image_id (int): A reference image's id
+        if_none_match (None | str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[File | Problem]
+        Response[Any | File | Problem]
     """
 
     kwargs = _get_kwargs(
         concept_id=concept_id,
         image_id=image_id,
+        if_none_match=if_none_match,
     )
 
     response = client.get_httpx_client().request(
@@ -112,7 +132,8 @@ def sync(
     image_id: int,
     *,
     client: AuthenticatedClient,
-) -> File | Problem | None:
+    if_none_match: None | str | Unset = UNSET,
+) -> Any | File | Problem | None:
     """Get Concept Image
 
      The stored copy: upright, RGB, re-encoded without any metadata.
@@ -120,19 +141,21 @@ def sync(
     Args:
         concept_id (int): A concept's id
         image_id (int): A reference image's id
+        if_none_match (None | str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        File | Problem
+        Any | File | Problem
     """
 
     return sync_detailed(
         concept_id=concept_id,
         image_id=image_id,
         client=client,
+        if_none_match=if_none_match,
     ).parsed
 
 
@@ -141,7 +164,8 @@ async def asyncio_detailed(
     image_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[File | Problem]:
+    if_none_match: None | str | Unset = UNSET,
+) -> Response[Any | File | Problem]:
     """Get Concept Image
 
      The stored copy: upright, RGB, re-encoded without any metadata.
@@ -149,18 +173,20 @@ async def asyncio_detailed(
     Args:
         concept_id (int): A concept's id
         image_id (int): A reference image's id
+        if_none_match (None | str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[File | Problem]
+        Response[Any | File | Problem]
     """
 
     kwargs = _get_kwargs(
         concept_id=concept_id,
         image_id=image_id,
+        if_none_match=if_none_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -173,7 +199,8 @@ async def asyncio(
     image_id: int,
     *,
     client: AuthenticatedClient,
-) -> File | Problem | None:
+    if_none_match: None | str | Unset = UNSET,
+) -> Any | File | Problem | None:
     """Get Concept Image
 
      The stored copy: upright, RGB, re-encoded without any metadata.
@@ -181,13 +208,14 @@ async def asyncio(
     Args:
         concept_id (int): A concept's id
         image_id (int): A reference image's id
+        if_none_match (None | str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        File | Problem
+        Any | File | Problem
     """
 
     return (
@@ -195,5 +223,6 @@ async def asyncio(
             concept_id=concept_id,
             image_id=image_id,
             client=client,
+            if_none_match=if_none_match,
         )
     ).parsed

@@ -58,6 +58,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -97,8 +102,8 @@ def sync_detailed(
      A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists.
 
     Args:
-        concept_id (int):
-        image_id (int):
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
         if_none_match (None | str | Unset):
 
     Raises:
@@ -134,8 +139,8 @@ def sync(
      A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists.
 
     Args:
-        concept_id (int):
-        image_id (int):
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
         if_none_match (None | str | Unset):
 
     Raises:
@@ -166,8 +171,8 @@ async def asyncio_detailed(
      A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists.
 
     Args:
-        concept_id (int):
-        image_id (int):
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
         if_none_match (None | str | Unset):
 
     Raises:
@@ -201,8 +206,8 @@ async def asyncio(
      A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists.
 
     Args:
-        concept_id (int):
-        image_id (int):
+        concept_id (int): A concept's id
+        image_id (int): A reference image's id
         if_none_match (None | str | Unset):
 
     Raises:

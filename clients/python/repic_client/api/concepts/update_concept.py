@@ -42,6 +42,11 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -66,6 +71,11 @@ def _parse_response(
         response_422 = Problem.from_dict(response.json())
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -104,9 +114,14 @@ def sync_detailed(
 
      Rename a concept or change its info or category.
 
+    Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+    none); `name` cannot be cleared.
+
     Args:
         concept_id (int): A concept's id
-        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+        body (ConceptUpdate): Fields to change. An omitted field stays as it is; `null` clears a
+            field (`info` becomes
+            empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,9 +153,14 @@ def sync(
 
      Rename a concept or change its info or category.
 
+    Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+    none); `name` cannot be cleared.
+
     Args:
         concept_id (int): A concept's id
-        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+        body (ConceptUpdate): Fields to change. An omitted field stays as it is; `null` clears a
+            field (`info` becomes
+            empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -167,9 +187,14 @@ async def asyncio_detailed(
 
      Rename a concept or change its info or category.
 
+    Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+    none); `name` cannot be cleared.
+
     Args:
         concept_id (int): A concept's id
-        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+        body (ConceptUpdate): Fields to change. An omitted field stays as it is; `null` clears a
+            field (`info` becomes
+            empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -199,9 +224,14 @@ async def asyncio(
 
      Rename a concept or change its info or category.
 
+    Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
+    none); `name` cannot be cleared.
+
     Args:
         concept_id (int): A concept's id
-        body (ConceptUpdate): Fields to change; omitted fields stay as they are.
+        body (ConceptUpdate): Fields to change. An omitted field stays as it is; `null` clears a
+            field (`info` becomes
+            empty, `category` none); `name` cannot be cleared, so `"name": null` is refused.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

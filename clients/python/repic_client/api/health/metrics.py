@@ -24,10 +24,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_200 = response.text
         return response_200
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
         return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -46,11 +56,12 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | str]:
     """Metrics
 
-     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes.
+     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+    `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -71,11 +82,12 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | str | None:
     """Metrics
 
-     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes.
+     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+    `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -92,11 +104,12 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | str]:
     """Metrics
 
-     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes.
+     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+    `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -115,11 +128,12 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | str | None:
     """Metrics
 
-     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes.
+     Prometheus metrics: requests, per-stage latency, VLM errors, index sizes. Needs
+    `Authorization: Bearer <REPIC_METRICS_TOKEN>` when that is set.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -26,6 +26,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -53,11 +58,13 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | Readiness]:
     """Readyz
 
-     Whether every dependency can serve: the database (and the models, when configured).
+     Whether every dependency can serve: the database, free disk space, the index (no
+    re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+    token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -78,11 +85,13 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | Readiness | None:
     """Readyz
 
-     Whether every dependency can serve: the database (and the models, when configured).
+     Whether every dependency can serve: the database, free disk space, the index (no
+    re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+    token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -99,11 +108,13 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | Readiness]:
     """Readyz
 
-     Whether every dependency can serve: the database (and the models, when configured).
+     Whether every dependency can serve: the database, free disk space, the index (no
+    re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+    token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -122,11 +133,13 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | Readiness | None:
     """Readyz
 
-     Whether every dependency can serve: the database (and the models, when configured).
+     Whether every dependency can serve: the database, free disk space, the index (no
+    re-embedding pending) and the models. Details (hosts, paths, errors) only with the admin
+    token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="UserDeleted")
+
+
+@_attrs_define
+class UserDeleted:
+    """
+    Attributes:
+        name (str):
+        concepts (int): Concepts deleted with the user.
+        photos (int): Reference photos deleted with the user.
+    """
+
+    name: str
+    concepts: int
+    photos: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        name = self.name
+
+        concepts = self.concepts
+
+        photos = self.photos
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "name": name,
+                "concepts": concepts,
+                "photos": photos,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        name = d.pop("name")
+
+        concepts = d.pop("concepts")
+
+        photos = d.pop("photos")
+
+        user_deleted = cls(
+            name=name,
+            concepts=concepts,
+            photos=photos,
+        )
+
+        user_deleted.additional_properties = d
+        return user_deleted
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
