@@ -1,5 +1,6 @@
 """Which of the user's concepts appear in a photo: regions -> one batched embedding -> the
-user's own FAISS index -> merged, de-duplicated, floored top-k (DESIGN.md §2 steps 3-5)."""
+user's own FAISS index -> merged, de-duplicated, floored top-k (steps 3-5 of a caption in
+docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
