@@ -11,7 +11,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import admin, captions, concepts, health
+from app.api import admin, captions, concepts, health, jobs
 from app.blob_gc import periodic_sweep
 from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
@@ -22,6 +22,7 @@ from app.openapi import install_openapi, operation_id
 from app.problems import install_problem_handlers
 from app.readiness import model_readiness_checks, preload_models
 from app.runtime import build_runtime
+from app.services.job_runner import JobRunner
 from app.settings import Settings
 from app.ui import install_ui
 
@@ -39,6 +40,7 @@ def body_limit(settings: Settings) -> Callable[[str, str], int]:
     upload = settings.upload
     one_photo = upload.max_bytes + _MULTIPART_OVERHEAD
     many_photos = upload.max_bytes * upload.max_images_per_concept + _MULTIPART_OVERHEAD
+    album = upload.max_bytes * settings.jobs.max_photos + _MULTIPART_OVERHEAD
 
     def limit(method: str, path: str) -> int:
         if method != "POST":
@@ -47,6 +49,8 @@ def body_limit(settings: Settings) -> Callable[[str, str], int]:
             return one_photo
         if path.startswith("/concepts"):
             return many_photos
+        if path.rstrip("/") == "/caption-jobs":
+            return album
         return _JSON_BODY_MAX
 
     return limit
@@ -75,9 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.storage.gc_interval_s > 0
             else None
         )
+        jobs_task = None
+        if settings.jobs.run_in_api:
+            app.state.job_runner = JobRunner(runtime, name="api")
+            jobs_task = asyncio.create_task(app.state.job_runner.run())
         try:
             yield
         finally:
+            if jobs_task is not None:
+                app.state.job_runner.stop()
+                await jobs_task
             for task in (preload, blob_gc):
                 if task is not None:
                     task.cancel()
@@ -100,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         concepts.router,
         captions.retrieve_router,
         captions.caption_router,
+        jobs.router,
         admin.router,
     ):
         app.include_router(router)

@@ -40,6 +40,7 @@ _TITLES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    501: "Not Implemented",
     504: "Gateway Timeout",
 }
 

@@ -172,6 +172,28 @@ class VLMSettings(BaseModel):
         return self
 
 
+class JobSettings(BaseModel):
+    run_in_api: bool = Field(
+        True,
+        description="Run caption jobs inside the API process (the embedded default); set false "
+        "when `repic worker` processes run them.",
+    )
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Photos a worker captions at once (VLM requests in flight)."
+    )
+    max_photos: int = Field(500, ge=1, le=10_000, description="Photos in one job.")
+    max_active_per_user: int = Field(
+        4, ge=1, le=1000, description="Unfinished jobs one user may have at a time."
+    )
+    lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a claimed photo stays a worker's without a renewal; a killed "
+        "worker's photos are taken again after it.",
+    )
+    poll_s: float = Field(1.0, gt=0, le=60, description="Idle worker's wait between looks.")
+
+
 class StorageSettings(BaseModel):
     backend: Literal["local", "s3"] = Field(
         "local",
@@ -268,6 +290,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     vlm: VLMSettings = Field(default_factory=VLMSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

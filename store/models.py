@@ -158,3 +158,8 @@ class BlobGarbage(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     blob_key: Mapped[str] = mapped_column(String(80))
     unreferenced_since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# The job tables live in their own module; importing it here puts them on ``Base.metadata``
+# wherever the models are loaded (Alembic's comparison included).
+from store import jobs as _jobs  # noqa: E402, F401

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from app.deps import CurrentUser, RuntimeDep
@@ -20,6 +21,7 @@ from app.schemas import (
 )
 from app.services.captioning import CaptionRequest, CaptionService
 from app.services.retrieval import RetrievalService
+from app.services.streaming import EVENT_STREAM, StreamingCaptionService
 from app.services.timings import Timings
 from app.uploads import decode_query, read_upload, single_valued
 from model.photos import QueryPhoto
@@ -99,11 +101,25 @@ async def retrieve(
 @caption_router.post(
     "",
     response_model=CaptionPublic,
-    responses=problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
+    responses={
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
+        200: {
+            "description": "The caption; with `stream=true`, Server-Sent Events: `delta` "
+            '(`{"text": ...}`) as the model writes, then `result` (this JSON body) or '
+            "`problem` (an RFC 9457 problem).",
+            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+        },
+    },
     dependencies=[
         Depends(
             single_valued(
-                "image", "top_k", "min_score", "instruction", "max_tokens", "prompt_style"
+                "image",
+                "top_k",
+                "min_score",
+                "instruction",
+                "max_tokens",
+                "prompt_style",
+                "stream",
             )
         )
     ],
@@ -132,7 +148,10 @@ async def caption(
     prompt_style: Annotated[
         PromptStyle, Form(description="`zero_shot` for a plain Qwen2.5-VL checkpoint.")
     ] = PromptStyle.REPIC,
-) -> CaptionPublic:
+    stream: Annotated[
+        bool, Form(description="Answer `text/event-stream`: the caption as it is written.")
+    ] = False,
+) -> CaptionPublic | Response:
     """A caption of the photo that names your concepts (retrieved, or the ones you name)."""
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
@@ -146,6 +165,11 @@ async def caption(
         max_tokens=max_tokens,
         style=prompt_style,
     )
+    if stream:
+        events = await StreamingCaptionService(runtime).caption_events(
+            user.id, query, request, timings, start
+        )
+        return StreamingResponse(events, media_type=EVENT_STREAM)
     result = await CaptionService(runtime).caption(user.id, query, request, timings)
     timings.ms["total"] = (time.perf_counter() - start) * 1000
     return result.public()

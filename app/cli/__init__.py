@@ -11,6 +11,7 @@ from typer.core import TyperCommand, TyperGroup
 from app.cli.accounts import db_cli, keys_cli, users_cli
 from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
+from app.cli.jobs import caption_album, worker
 from app.cli.storage import gc
 
 # `repic eval` and `repic train` pull in httpx, numpy and the training stack: they are listed in
@@ -47,6 +48,8 @@ cli.add_typer(dev_cli, name="dev")
 cli.command("reindex")(reindex)
 cli.command("caption")(caption)
 cli.command("derivatives")(derivatives)
+cli.command("worker")(worker)
+cli.command("caption-album")(caption_album)
 cli.command("gc")(gc)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx2
@@ -46,6 +47,7 @@ from model.vlm.base import (
     VLMTimeout,
     VLMUnavailable,
 )
+from model.vlm.streaming import Delta
 
 DEFAULT_REPETITION_PENALTY = 1.05
 #: Readiness probes answer quickly or not at all.
@@ -168,6 +170,71 @@ class OpenAIBackend:
         except APIStatusError as exc:
             raise self._status_error(exc) from exc
         return self._generation(completion)
+
+    async def stream(
+        self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
+    ) -> AsyncIterator[Delta | Generation]:
+        """Like :meth:`generate`, streamed: each text delta vLLM sends, then the generation.
+
+        Closing the iterator early closes the HTTP response, and vLLM aborts a request whose
+        client went away, so an abandoned caption stops using the GPU. The deadline covers the
+        whole stream; connection errors are not retried (a stream cannot be resumed).
+        """
+        if max_tokens < 1:
+            raise VLMBadRequest(f"max_tokens must be at least 1, got {max_tokens}")
+        extra_body: dict[str, Any] = {"repetition_penalty": self._repetition_penalty}
+        if cache_salt:
+            extra_body["cache_salt"] = hashlib.sha256(cache_salt.encode()).hexdigest()
+        messages = cast(list[ChatCompletionMessageParam], to_openai_messages(prompt))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        parts: list[str] = []
+        model = self.model_name
+        usage = None
+        async with self._slots:
+            try:
+                response = await self._client.chat.completions.create(
+                    model=self.model_name,
+                    messages=messages,
+                    max_completion_tokens=max_tokens,
+                    temperature=0.0,
+                    extra_body=extra_body,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                async with response:
+                    async for chunk in response:
+                        model = chunk.model or model
+                        usage = chunk.usage or usage
+                        for choice in chunk.choices:
+                            if cast(str | None, choice.finish_reason) == "abort":
+                                raise VLMUnavailable(
+                                    f"vLLM at {self._base_url} aborted the generation (it is "
+                                    "shutting down or restarting); try again."
+                                )
+                            if choice.delta.content:
+                                parts.append(choice.delta.content)
+                                yield Delta(choice.delta.content)
+                        if loop.time() > deadline:
+                            raise TimeoutError
+            except (TimeoutError, APITimeoutError) as exc:
+                raise VLMTimeout(
+                    f"{self.model_name} at {self._base_url} did not finish within "
+                    f"{self._timeout_s} s; raise the timeout or lower max_tokens."
+                ) from exc
+            except APIConnectionError as exc:
+                raise VLMUnavailable(
+                    f"Cannot reach the vLLM server at {self._base_url} "
+                    f"({exc.__cause__ or exc}); check that it runs."
+                ) from exc
+            except APIStatusError as exc:
+                raise self._status_error(exc) from exc
+        yield Generation(
+            text="".join(parts),
+            model=model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
 
     async def readiness(self) -> Readiness:
         """Ready when ``GET /health`` answers 200 and ``/v1/models`` lists our model name."""

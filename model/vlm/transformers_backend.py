@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,11 +23,13 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     StoppingCriteria,
     StoppingCriteriaList,
+    TextIteratorStreamer,
 )
 
 from model.prompt import RepicPrompt
 from model.vlm.base import Generation, Readiness, VLMBadRequest, VLMTimeout, VLMUnavailable
 from model.vlm.messages import encode_prompt, set_pixel_budget
+from model.vlm.streaming import Delta
 
 #: The paper's pixel budget: about 1024 visual tokens per image.
 DEFAULT_MAX_PIXELS = 1024 * 28 * 28
@@ -132,6 +135,47 @@ class TransformersBackend:
         finally:
             stop.set()
 
+    async def stream(
+        self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
+    ) -> AsyncIterator[Delta | Generation]:
+        """Like :meth:`generate`, streamed through transformers' ``TextIteratorStreamer``.
+
+        The final :class:`Generation` is the decode of all new tokens, exactly what
+        :meth:`generate` returns. Closing the iterator early stops the generation at the next
+        token.
+        """
+        if max_tokens < 1:
+            raise VLMBadRequest(f"max_tokens must be at least 1, got {max_tokens}")
+        loop = asyncio.get_running_loop()
+        deadline = None if self._timeout_s is None else loop.time() + self._timeout_s
+        stop = threading.Event()
+        try:
+            loaded = await self._ensure_loaded()
+            async with self._turn:
+                streamer = TextIteratorStreamer(
+                    loaded.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
+                )
+                job = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        self._generate_blocking, loaded, prompt, max_tokens, stop, streamer
+                    )
+                )
+                # A generation that fails before its first token never ends the streamer.
+                job.add_done_callback(lambda _: streamer.end())  # type: ignore[no-untyped-call]
+                pieces = iter(streamer)
+                while (text := await asyncio.to_thread(next, pieces, None)) is not None:
+                    if text:
+                        yield Delta(text)
+                    if deadline is not None and loop.time() > deadline:
+                        raise VLMTimeout(
+                            f"{self.model_name} did not finish within {self._timeout_s} s; "
+                            "raise the timeout or lower max_tokens."
+                        )
+                generation = await job
+        finally:
+            stop.set()
+        yield generation
+
     async def readiness(self) -> Readiness:
         """Ready once loaded; the detail names the state, device and any load error."""
         loaded = self._loaded
@@ -190,7 +234,12 @@ class TransformersBackend:
         return _Loaded(model=model, processor=processor, device=device, dtype=dtype)
 
     def _generate_blocking(
-        self, loaded: _Loaded, prompt: RepicPrompt, max_tokens: int, stop: threading.Event
+        self,
+        loaded: _Loaded,
+        prompt: RepicPrompt,
+        max_tokens: int,
+        stop: threading.Event,
+        streamer: TextIteratorStreamer | None = None,
     ) -> Generation:
         with self._running:
             if stop.is_set():
@@ -213,6 +262,7 @@ class TransformersBackend:
                         top_k=None,
                         repetition_penalty=self._repetition_penalty,
                         stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                        streamer=streamer,
                     )
             except torch.cuda.OutOfMemoryError as exc:
                 raise VLMUnavailable(

@@ -2,7 +2,7 @@
 
 import { type Client, formDataBodySerializer, type Options as Options2, type TDataShape } from './client';
 import { client } from './client.gen';
-import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, ExportUserData, ExportUserErrors, ExportUserResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
+import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateCaptionJobData, CreateCaptionJobErrors, CreateCaptionJobResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteCaptionJobData, DeleteCaptionJobErrors, DeleteCaptionJobResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, ExportUserData, ExportUserErrors, ExportUserResponses, GetCaptionJobData, GetCaptionJobErrors, GetCaptionJobResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListCaptionJobResultsData, ListCaptionJobResultsErrors, ListCaptionJobResultsResponses, ListCaptionJobsData, ListCaptionJobsErrors, ListCaptionJobsResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -196,6 +196,66 @@ export const caption = <ThrowOnError extends boolean = false>(options: Options<C
         'Content-Type': null,
         ...options.headers
     }
+});
+
+/**
+ * List Caption Jobs
+ *
+ * Your caption jobs, newest first.
+ */
+export const listCaptionJobs = <ThrowOnError extends boolean = false>(options?: Options<ListCaptionJobsData, ThrowOnError>) => (options?.client ?? client).get<ListCaptionJobsResponses, ListCaptionJobsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/caption-jobs',
+    ...options
+});
+
+/**
+ * Create Caption Job
+ *
+ * Queue an album: answers at once; a photo that cannot be read fails alone.
+ */
+export const createCaptionJob = <ThrowOnError extends boolean = false>(options?: Options<CreateCaptionJobData, ThrowOnError>) => (options?.client ?? client).post<CreateCaptionJobResponses, CreateCaptionJobErrors, ThrowOnError>({
+    ...formDataBodySerializer,
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/caption-jobs',
+    ...options,
+    headers: {
+        'Content-Type': null,
+        ...options?.headers
+    }
+});
+
+/**
+ * Delete Caption Job
+ *
+ * Cancel your job and delete it with its photos and results.
+ */
+export const deleteCaptionJob = <ThrowOnError extends boolean = false>(options: Options<DeleteCaptionJobData, ThrowOnError>) => (options.client ?? client).delete<DeleteCaptionJobResponses, DeleteCaptionJobErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/caption-jobs/{job_id}',
+    ...options
+});
+
+/**
+ * Get Caption Job
+ *
+ * Status and progress of your job, with an estimate of the time left.
+ */
+export const getCaptionJob = <ThrowOnError extends boolean = false>(options: Options<GetCaptionJobData, ThrowOnError>) => (options.client ?? client).get<GetCaptionJobResponses, GetCaptionJobErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/caption-jobs/{job_id}',
+    ...options
+});
+
+/**
+ * List Caption Job Results
+ *
+ * One entry per photo, in submission order: its caption or its problem.
+ */
+export const listCaptionJobResults = <ThrowOnError extends boolean = false>(options: Options<ListCaptionJobResultsData, ThrowOnError>) => (options.client ?? client).get<ListCaptionJobResultsResponses, ListCaptionJobResultsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/caption-jobs/{job_id}/results',
+    ...options
 });
 
 /**

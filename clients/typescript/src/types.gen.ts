@@ -95,6 +95,170 @@ export type CaptionForm = {
      * `zero_shot` for a plain Qwen2.5-VL checkpoint.
      */
     prompt_style?: PromptStyle;
+    /**
+     * Stream
+     *
+     * Answer `text/event-stream`: the caption as it is written.
+     */
+    stream?: boolean;
+};
+
+/**
+ * CaptionJobCreateForm
+ */
+export type CaptionJobCreateForm = {
+    /**
+     * Images
+     *
+     * Photos to caption (JPEG/PNG/WebP/GIF/BMP).
+     */
+    images?: Array<Blob | File> | null;
+    /**
+     * Archive
+     *
+     * A zip archive of photos (others are ignored).
+     */
+    archive?: Blob | File | null;
+    /**
+     * Top K
+     */
+    top_k?: number | null;
+    /**
+     * Min Score
+     */
+    min_score?: number | null;
+    /**
+     * Concept Ids
+     */
+    concept_ids?: Array<number> | null;
+    /**
+     * Instruction
+     */
+    instruction?: string | null;
+    /**
+     * Max Tokens
+     */
+    max_tokens?: number | null;
+    prompt_style?: PromptStyle;
+};
+
+/**
+ * CaptionJobProgress
+ */
+export type CaptionJobProgress = {
+    /**
+     * Total
+     *
+     * Photos in the job.
+     */
+    total: number;
+    /**
+     * Done
+     *
+     * Photos captioned.
+     */
+    done: number;
+    /**
+     * Failed
+     *
+     * Photos refused at submission or failed while captioning.
+     */
+    failed: number;
+    /**
+     * Running
+     *
+     * Photos being captioned now.
+     */
+    running: number;
+};
+
+/**
+ * CaptionJobPublic
+ */
+export type CaptionJobPublic = {
+    /**
+     * Id
+     */
+    id: string;
+    /**
+     * Status
+     *
+     * `queued` while photos are left to caption, then `done`.
+     */
+    status: 'queued' | 'done';
+    progress: CaptionJobProgress;
+    /**
+     * Eta S
+     *
+     * Seconds left at the pace so far; null before the first photo finishes.
+     */
+    eta_s: number | null;
+    /**
+     * Created At
+     */
+    created_at: string;
+    /**
+     * Finished At
+     */
+    finished_at: string | null;
+};
+
+/**
+ * CaptionJobResult
+ */
+export type CaptionJobResult = {
+    /**
+     * Index
+     *
+     * Position of the photo in the submission (0-based).
+     */
+    index: number;
+    /**
+     * Filename
+     */
+    filename: string;
+    /**
+     * Status
+     */
+    status: 'pending' | 'running' | 'done' | 'failed';
+    /**
+     * The result when `done`.
+     */
+    caption?: CaptionPublic | null;
+    /**
+     * Why the photo failed, when `failed`.
+     */
+    problem?: Problem | null;
+};
+
+/**
+ * CaptionJobResultsPublic
+ */
+export type CaptionJobResultsPublic = {
+    /**
+     * Data
+     */
+    data: Array<CaptionJobResult>;
+    /**
+     * Count
+     *
+     * Photos in the job (page with offset and limit).
+     */
+    count: number;
+};
+
+/**
+ * CaptionJobsPublic
+ */
+export type CaptionJobsPublic = {
+    /**
+     * Data
+     */
+    data: Array<CaptionJobPublic>;
+    /**
+     * Count
+     */
+    count: number;
 };
 
 /**
@@ -1295,12 +1459,260 @@ export type CaptionError = CaptionErrors[keyof CaptionErrors];
 
 export type CaptionResponses = {
     /**
-     * Successful Response
+     * The caption; with `stream=true`, Server-Sent Events: `delta` (`{"text": ...}`) as the model writes, then `result` (this JSON body) or `problem` (an RFC 9457 problem).
      */
     200: CaptionPublic;
 };
 
 export type CaptionResponse = CaptionResponses[keyof CaptionResponses];
+
+export type ListCaptionJobsData = {
+    body?: never;
+    path?: never;
+    query?: {
+        /**
+         * Offset
+         */
+        offset?: number;
+        /**
+         * Limit
+         */
+        limit?: number;
+    };
+    url: '/caption-jobs';
+};
+
+export type ListCaptionJobsErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ListCaptionJobsError = ListCaptionJobsErrors[keyof ListCaptionJobsErrors];
+
+export type ListCaptionJobsResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionJobsPublic;
+};
+
+export type ListCaptionJobsResponse = ListCaptionJobsResponses[keyof ListCaptionJobsResponses];
+
+export type CreateCaptionJobData = {
+    body?: CaptionJobCreateForm;
+    path?: never;
+    query?: never;
+    url: '/caption-jobs';
+};
+
+export type CreateCaptionJobErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Content Too Large
+     */
+    413: Problem;
+    /**
+     * Unsupported Media Type
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type CreateCaptionJobError = CreateCaptionJobErrors[keyof CreateCaptionJobErrors];
+
+export type CreateCaptionJobResponses = {
+    /**
+     * Successful Response
+     */
+    202: CaptionJobPublic;
+};
+
+export type CreateCaptionJobResponse = CreateCaptionJobResponses[keyof CreateCaptionJobResponses];
+
+export type DeleteCaptionJobData = {
+    body?: never;
+    path: {
+        /**
+         * Job Id
+         *
+         * A caption job's id
+         */
+        job_id: string;
+    };
+    query?: never;
+    url: '/caption-jobs/{job_id}';
+};
+
+export type DeleteCaptionJobErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteCaptionJobError = DeleteCaptionJobErrors[keyof DeleteCaptionJobErrors];
+
+export type DeleteCaptionJobResponses = {
+    /**
+     * Successful Response
+     */
+    204: void;
+};
+
+export type DeleteCaptionJobResponse = DeleteCaptionJobResponses[keyof DeleteCaptionJobResponses];
+
+export type GetCaptionJobData = {
+    body?: never;
+    path: {
+        /**
+         * Job Id
+         *
+         * A caption job's id
+         */
+        job_id: string;
+    };
+    query?: never;
+    url: '/caption-jobs/{job_id}';
+};
+
+export type GetCaptionJobErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetCaptionJobError = GetCaptionJobErrors[keyof GetCaptionJobErrors];
+
+export type GetCaptionJobResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionJobPublic;
+};
+
+export type GetCaptionJobResponse = GetCaptionJobResponses[keyof GetCaptionJobResponses];
+
+export type ListCaptionJobResultsData = {
+    body?: never;
+    path: {
+        /**
+         * Job Id
+         *
+         * A caption job's id
+         */
+        job_id: string;
+    };
+    query?: {
+        /**
+         * Offset
+         */
+        offset?: number;
+        /**
+         * Limit
+         */
+        limit?: number;
+    };
+    url: '/caption-jobs/{job_id}/results';
+};
+
+export type ListCaptionJobResultsErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ListCaptionJobResultsError = ListCaptionJobResultsErrors[keyof ListCaptionJobResultsErrors];
+
+export type ListCaptionJobResultsResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionJobResultsPublic;
+};
+
+export type ListCaptionJobResultsResponse = ListCaptionJobResultsResponses[keyof ListCaptionJobResultsResponses];
 
 export type ListUsersData = {
     body?: never;

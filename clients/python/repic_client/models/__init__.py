@@ -4,6 +4,14 @@ from .api_key_created import ApiKeyCreated
 from .api_key_public import ApiKeyPublic
 from .api_keys_public import ApiKeysPublic
 from .caption_form import CaptionForm
+from .caption_job_create_form import CaptionJobCreateForm
+from .caption_job_progress import CaptionJobProgress
+from .caption_job_public import CaptionJobPublic
+from .caption_job_public_status import CaptionJobPublicStatus
+from .caption_job_result import CaptionJobResult
+from .caption_job_result_status import CaptionJobResultStatus
+from .caption_job_results_public import CaptionJobResultsPublic
+from .caption_jobs_public import CaptionJobsPublic
 from .caption_public import CaptionPublic
 from .caption_public_timings_ms import CaptionPublicTimingsMs
 from .component_readiness import ComponentReadiness
@@ -35,6 +43,14 @@ __all__ = (
     "ApiKeyPublic",
     "ApiKeysPublic",
     "CaptionForm",
+    "CaptionJobCreateForm",
+    "CaptionJobProgress",
+    "CaptionJobPublic",
+    "CaptionJobPublicStatus",
+    "CaptionJobResult",
+    "CaptionJobResultsPublic",
+    "CaptionJobResultStatus",
+    "CaptionJobsPublic",
     "CaptionPublic",
     "CaptionPublicTimingsMs",
     "ComponentReadiness",

@@ -26,6 +26,7 @@ class CaptionForm:
             as "What is <bo> doing?".
         max_tokens (int | None | Unset):
         prompt_style (PromptStyle | Unset): ``repic`` for RePIC/RAP fine-tunes; ``zero_shot`` for a plain Qwen2.5-VL.
+        stream (bool | Unset): Answer `text/event-stream`: the caption as it is written. Default: False.
     """
 
     image: File
@@ -35,6 +36,7 @@ class CaptionForm:
     instruction: None | str | Unset = UNSET
     max_tokens: int | None | Unset = UNSET
     prompt_style: PromptStyle | Unset = UNSET
+    stream: bool | Unset = False
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +79,8 @@ class CaptionForm:
         if not isinstance(self.prompt_style, Unset):
             prompt_style = self.prompt_style
 
+        stream = self.stream
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -96,6 +100,8 @@ class CaptionForm:
             field_dict["max_tokens"] = max_tokens
         if prompt_style is not UNSET:
             field_dict["prompt_style"] = prompt_style
+        if stream is not UNSET:
+            field_dict["stream"] = stream
 
         return field_dict
 
@@ -137,6 +143,9 @@ class CaptionForm:
 
         if not isinstance(self.prompt_style, Unset):
             files.append(("prompt_style", (None, str(self.prompt_style).encode(), "text/plain")))
+
+        if not isinstance(self.stream, Unset):
+            files.append(("stream", (None, str(self.stream).encode(), "text/plain")))
 
         for prop_name, prop in self.additional_properties.items():
             files.append((prop_name, (None, str(prop).encode(), "text/plain")))
@@ -208,6 +217,8 @@ class CaptionForm:
         else:
             prompt_style = check_prompt_style(_prompt_style)
 
+        stream = d.pop("stream", UNSET)
+
         caption_form = cls(
             image=image,
             top_k=top_k,
@@ -216,6 +227,7 @@ class CaptionForm:
             instruction=instruction,
             max_tokens=max_tokens,
             prompt_style=prompt_style,
+            stream=stream,
         )
 
         caption_form.additional_properties = d

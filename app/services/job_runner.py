@@ -1,0 +1,196 @@
+"""The worker loop of caption jobs: claim photos, caption them concurrently, record results.
+
+The same loop runs inside the API process (embedded default, `REPIC_JOBS__RUN_IN_API`) and in
+`repic worker` processes. Up to ``jobs.concurrency`` photos are in flight at once, so that many
+requests reach the VLM together and vLLM can batch them. Leases of photos in flight are renewed
+while they run; a killed worker's photos are claimed again once their lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from app.problems import ProblemError
+from app.runtime import Runtime
+from app.services.captioning import CaptionRequest, CaptionResult, CaptionService
+from app.services.jobs import JobOptions, job_blobs, problem_json
+from app.services.retrieval import RetrievalService
+from app.services.timings import Timings
+from app.uploads import decode_query
+from model.photos import QueryPhoto
+from store.blobs import BlobError
+from store.db import transaction
+from store.jobs import Claimed, JobRepository
+
+log = logging.getLogger(__name__)
+
+
+class _JobCaptions(CaptionService):
+    """Captions of job photos: bounded by the job settings (active jobs per user, worker
+    concurrency) rather than by the per-request caption slots, which would refuse an album's
+    photos; they still take fair turns at the model with everyone's requests."""
+
+    async def caption_photo(
+        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
+    ) -> CaptionResult:
+        return await self._caption(user_id, query, req, timings)
+
+
+class JobRunner:
+    """Runs caption jobs until :meth:`stop`; ``name`` identifies the worker in logs."""
+
+    def __init__(self, runtime: Runtime, name: str | None = None) -> None:
+        self.rt = runtime
+        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.cfg = runtime.settings.jobs
+        self.blobs = job_blobs(runtime)
+        self._in_flight: dict[int, Claimed] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (a job was just submitted in this process)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; photos in flight are abandoned to their lease."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and caption photos until stopped."""
+        log.info("caption job worker %s started (concurrency %d)", self.name, self.cfg.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        renewer = asyncio.create_task(self._renew_leases())
+        try:
+            while not self._stopping.is_set():
+                free = self.cfg.concurrency - len(tasks)
+                claimed = await self._claim(free) if free > 0 else []
+                for c in claimed:
+                    self._in_flight[c.item_id] = c
+                    task = asyncio.create_task(self._caption(c))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if claimed and len(tasks) < self.cfg.concurrency:
+                    continue
+                self._wake.clear()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    {woken, *tasks}, timeout=self.cfg.poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                woken.cancel()
+        finally:
+            renewer.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(renewer, *tasks, return_exceptions=True)
+            await self._release()
+            log.info("caption job worker %s stopped", self.name)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        def claim() -> list[Claimed]:
+            with transaction(self.rt.sessions) as session:
+                return JobRepository(session).claim(limit, self.cfg.lease_s)
+
+        try:
+            return await self.rt.run(claim)
+        except Exception:
+            log.exception("caption job worker %s cannot claim photos", self.name)
+            return []
+
+    async def _release(self) -> None:
+        """Hand photos cut short by a clean stop back at once, instead of after their lease."""
+        claims = list(self._in_flight.values())
+        self._in_flight.clear()
+        if not claims:
+            return
+
+        def release() -> None:
+            with transaction(self.rt.sessions) as session:
+                JobRepository(session).release(claims)
+
+        try:
+            await self.rt.run(release)
+        except Exception:
+            log.exception("caption job worker %s cannot release its photos", self.name)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.lease_s / 3)
+            claims = list(self._in_flight.values())
+            if not claims:
+                continue
+
+            def renew(claims: list[Claimed] = claims) -> None:
+                with transaction(self.rt.sessions) as session:
+                    JobRepository(session).renew(claims, self.cfg.lease_s)
+
+            try:
+                await self.rt.run(renew)
+            except Exception:
+                log.exception("caption job worker %s cannot renew its leases", self.name)
+
+    async def _caption(self, claimed: Claimed) -> None:
+        try:
+            ok, result = await self._result(claimed)
+            await self.rt.run(self._record, claimed, ok, result)
+        except Exception:
+            # The database is unreachable: the lease runs out and another try follows.
+            log.exception(
+                "caption job %s photo %s: result not recorded", claimed.job_id, claimed.item_id
+            )
+        # Not reached when cancelled: a clean stop releases the photos still in flight.
+        self._in_flight.pop(claimed.item_id, None)
+
+    async def _result(self, claimed: Claimed) -> tuple[bool, str]:
+        options = JobOptions.model_validate_json(claimed.options)
+        timings = Timings(self.rt.metrics)
+        try:
+            data = await self.rt.run(self.blobs.get, claimed.blob_key)
+            query = await self.rt.run(
+                decode_query,
+                claimed.filename,
+                data,
+                max_pixels=self.rt.settings.upload.max_pixels,
+                vlm_max_pixels=self.rt.settings.vlm.max_pixels,
+                clip_min_side=RetrievalService(self.rt).clip_min_side(),
+            )
+            result = await _JobCaptions(self.rt).caption_photo(
+                claimed.user_id, query, options.request(self.rt), timings
+            )
+        except ProblemError as exc:
+            return False, problem_json(exc)
+        except BlobError as exc:
+            problem = ProblemError(503, "storage-unavailable", f"The photo is unreadable: {exc}")
+            return False, problem_json(problem)
+        except Exception as exc:
+            log.exception("caption job %s photo %s failed", claimed.job_id, claimed.item_id)
+            problem = ProblemError(500, "internal", f"Captioning this photo failed: {exc!r}")
+            return False, problem_json(problem)
+        return True, result.public().model_dump_json()
+
+    def _record(self, claimed: Claimed, ok: bool, result: str) -> None:
+        with transaction(self.rt.sessions) as session:
+            recorded = JobRepository(session).record(claimed, ok=ok, result=result)
+        if not recorded:
+            log.info(
+                "caption job %s photo %s: claim lost (job deleted or lease taken over)",
+                claimed.job_id,
+                claimed.item_id,
+            )
+
+
+@contextlib.asynccontextmanager
+async def running_jobs(runtime: Runtime, name: str | None = None) -> AsyncIterator[JobRunner]:
+    """A :class:`JobRunner` running in the background for the duration of the block."""
+    runner = JobRunner(runtime, name)
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        await task

@@ -1,0 +1,60 @@
+"""Helpers of the caption-job tests: submit an album, wait for it, parse an event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+
+from tests import images
+
+
+def album(count: int, *, seed: int = 100) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """``count`` distinct photos as multipart ``images`` parts."""
+    return [
+        ("images", (f"p{i:03d}.jpg", images.pattern(seed + i), "image/jpeg")) for i in range(count)
+    ]
+
+
+async def wait_done(
+    client: httpx.AsyncClient, job_id: str, timeout_s: float = 240.0
+) -> dict[str, Any]:
+    """Poll the job until it is done (or fail with its last state)."""
+    deadline = time.monotonic() + timeout_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        resp = await client.get(f"/caption-jobs/{job_id}")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        if body["status"] == "done":
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} not done within {timeout_s} s: {body}")
+
+
+async def all_results(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    """Every result of the job, paging by 7 to exercise offsets."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        resp = await client.get(
+            f"/caption-jobs/{job_id}/results", params={"offset": len(rows), "limit": 7}
+        )
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        rows.extend(page["data"])
+        if len(rows) >= page["count"]:
+            return rows
+
+
+def parse_events(text: str) -> list[tuple[str, Any]]:
+    """``(event, data)`` pairs of a Server-Sent Events body."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
