@@ -11,7 +11,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE ?= 0
 
 .PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools \
-	web screenshots fuzz
+	web screenshots fuzz test-fast
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -108,9 +108,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
 
+# Two pytest workers (pytest-xdist): a test module stays on one worker and every test of the
+# session's vLLM server shares one (tests/conftest.py). Much of the suite waits on real servers
+# starting, so two workers pay off even on two cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
+	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup
+
 pytest: $(STAMP) postgres vllm-env sdk-tools $(UI)
-	HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
-		$(BIN)/pytest -q -ra
+	$(PYTEST)
+
+# The inner loop: everything but the tiers that start real servers (vLLM, browser, fuzzing,
+# live uvicorn/moto/replicas) and the training smoke test. `make test` runs everything.
+FAST_TIERS := not vllm and not slow and not browser and not fuzz and not live and not fleet
+test-fast: $(STAMP) postgres
+	$(PYTEST) -m "$(FAST_TIERS)"
 
 test: lint typecheck pytest
 

@@ -157,3 +157,13 @@ async def bob(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
 
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup`: a module's tests stay on one worker (its
+    module-scoped servers start once), and every test of the session's vLLM server shares one
+    worker, so the suite never starts that server twice."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = "vllm-server" if "vllm_server" in fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))

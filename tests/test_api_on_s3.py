@@ -12,6 +12,8 @@ from tests.s3_fixtures import s3_server, s3_session_bucket, s3_storage  # noqa: 
 from tests.test_caption_api import *  # noqa: F403 - the suite, collected again here
 from tests.test_concepts_api import *  # noqa: F403
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:

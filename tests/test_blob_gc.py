@@ -33,6 +33,8 @@ from tests.replicas import migrate, new_user, repic, replica, service_env
 from tests.s3_fixtures import S3Server, make_bucket, s3_server, start_s3_server  # noqa: F401
 from tests.test_concepts_api import assert_problem, create
 
+pytestmark = pytest.mark.live
+
 RACE_ROUNDS = 30
 
 

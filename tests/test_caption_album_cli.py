@@ -15,6 +15,8 @@ from app.settings import Settings
 from tests import images
 from tests.test_cli_data import cli_env  # noqa: F401
 
+pytestmark = pytest.mark.live
+
 runner = CliRunner()
 
 

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 
 from model.tiny.clip import TinyClip
 from tests import images
 from tests.job_helpers import album
 from tests.service_process import create_user, service_env, start_api, start_worker
+
+pytestmark = pytest.mark.live
 
 PHOTOS = 16
 

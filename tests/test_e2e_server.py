@@ -28,6 +28,8 @@ from model.tiny.clip import TinyClip
 from tests import images
 from tests.training_helpers import make_concept_database
 
+pytestmark = pytest.mark.live
+
 BIN = Path(sys.executable).parent
 
 

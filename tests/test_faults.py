@@ -21,6 +21,8 @@ from tests.mounts import small_tmpfs
 from tests.own_postgres import own_postgres
 from tests.test_concepts_api import assert_problem, create
 
+pytestmark = pytest.mark.live
+
 MiB = 1024 * 1024
 
 

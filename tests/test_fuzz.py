@@ -12,6 +12,8 @@ from model.tiny.clip import TinyClip
 from tests.fuzz import FUZZ_LIMITS, fuzz
 from tests.live_server import live_server, prepare, server_env
 
+pytestmark = pytest.mark.fuzz
+
 
 def test_fuzzing_finds_no_server_error_and_nothing_undocumented(
     tmp_path: Path, tiny_clip: TinyClip, tiny_qwen_dir: Path

@@ -59,6 +59,8 @@ from repic_client.models import (  # noqa: E402
 )
 from repic_client.types import File  # noqa: E402
 
+pytestmark = pytest.mark.live
+
 
 @dataclass
 class Live:

@@ -22,6 +22,8 @@ from app.problems import install_problem_handlers
 from app.ui import install_ui
 from tests.web.conftest import ROOT, SHOTS, Live
 
+pytestmark = pytest.mark.browser
+
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = (390, 1280)
 XSS = "<img src=x onerror=alert(1)>"
