@@ -29,7 +29,7 @@ from app.schemas import (
     ConceptUpdate,
     PlainText,
 )
-from app.services.concepts import ConceptService
+from app.services.concepts import ConceptService, StoredImage
 from app.uploads import normalize_uploads, read_upload, single_valued
 from model.images import NormalizedImage
 
@@ -186,6 +186,11 @@ async def get_concept_image(
 ) -> Response:
     """The stored copy: upright, RGB, re-encoded without any metadata."""
     stored = await runtime.run(ConceptService(runtime).image, user.id, concept_id, image_id)
+    return _cached_image(stored, if_none_match)
+
+
+def _cached_image(stored: StoredImage, if_none_match: str | None) -> Response:
+    """The image with its content hash as ETag, or 304 when the caller holds it already."""
     etag = f'"{stored.sha256}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
     if if_none_match is not None and _etag_matches(if_none_match, etag):
@@ -206,6 +211,7 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
         200: {"content": {"image/jpeg": {}}, "description": "A small JPEG made at upload"},
         304: {"description": "The thumbnail named in If-None-Match is still current"},
         **_AUTH,
+        **problem_responses(503),
     },
 )
 async def get_concept_image_thumbnail(
@@ -217,11 +223,7 @@ async def get_concept_image_thumbnail(
 ) -> Response:
     """A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists."""
     stored = await runtime.run(ConceptService(runtime).thumbnail, user.id, concept_id, image_id)
-    etag = f'"{stored.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
-    if if_none_match is not None and _etag_matches(if_none_match, etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(stored.data, media_type=stored.mime, headers=headers)
+    return _cached_image(stored, if_none_match)
 
 
 @router.delete(
