@@ -108,10 +108,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
 
-# Two pytest workers (pytest-xdist): a test module stays on one worker and every test of the
-# session's vLLM server shares one (tests/conftest.py). Much of the suite waits on real servers
-# starting, so two workers pay off even on two cores. PYTEST_WORKERS=0 runs in one process.
-PYTEST_WORKERS ?= 2
+# One pytest process by default. PYTEST_WORKERS=2 runs two xdist workers (a module stays on
+# one worker, every vLLM test on one: tests/conftest.py); on a 24 GiB machine that run was
+# killed by the kernel's OOM killer when several CPU vLLM servers (about 4 GiB each) overlapped.
+PYTEST_WORKERS ?= 0
 PYTEST := HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
 	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup
 

@@ -161,9 +161,10 @@ def admin_headers() -> dict[str, str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group tests for `pytest -n N --dist loadgroup`: a module's tests stay on one worker (its
-    module-scoped servers start once), and every test of the session's vLLM server shares one
-    worker, so the suite never starts that server twice."""
+    module-scoped servers start once), and every test that runs a vLLM server shares one worker,
+    so the servers (about 4 GiB each) never overlap across workers."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        group = "vllm-server" if "vllm_server" in fixtures else item.nodeid.split("::", 1)[0]
+        uses_vllm = "vllm_server" in fixtures or item.get_closest_marker("vllm") is not None
+        group = "vllm" if uses_vllm else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
