@@ -22,7 +22,8 @@ from app.migrate import upgrade
 from app.settings import Settings
 from model.tiny.clip import TinyClip, build_tiny_clip
 
-pytest_plugins = ["tests.qwen_fixtures"]
+# Plugins, not imports: a session fixture imported into several modules starts once per module.
+pytest_plugins = ["tests.qwen_fixtures", "tests.vllm_fixtures"]
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 

@@ -16,7 +16,7 @@ from model.tiny.clip import TinyClip
 from tests import images
 from tests.job_helpers import album, parse_events
 from tests.service_process import Proc, create_user, service_env, start_api
-from tests.vllm_fixtures import VLLMServer, vllm_server  # noqa: F401
+from tests.vllm_fixtures import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.vllm
 def api(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_clip: TinyClip,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> Iterator[tuple[Proc, str]]:
     root = tmp_path_factory.mktemp("jobs-vllm")
     env = service_env(
@@ -109,7 +109,7 @@ def _metric(vllm: VLLMServer, name: str) -> float:
 
 def test_disconnect_aborts_the_vllm_request(
     client: httpx.Client,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     finished = _metric(vllm_server, "vllm:request_success_total")
     prompts = _metric(vllm_server, "vllm:prompt_tokens_total")

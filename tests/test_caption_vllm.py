@@ -16,7 +16,7 @@ from tests import images
 from tests.conftest import UserClient
 from tests.test_caption_api import caption
 from tests.test_concepts_api import assert_problem, create
-from tests.vllm_fixtures import VLLMServer, start_vllm_server, vllm_server  # noqa: F401
+from tests.vllm_fixtures import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 
@@ -27,7 +27,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def vlm_server(vllm_server: VLLMServer) -> VLLMServer:  # noqa: F811
+def vlm_server(vllm_server: VLLMServer) -> VLLMServer:
     """The server the app under test captions with; the session's unless a test overrides it."""
     return vllm_server
 

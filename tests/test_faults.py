@@ -33,6 +33,9 @@ def test_postgres_restart_mid_traffic_gives_503_then_recovers(
         env = server_env(tmp_path, tiny_clip.config_path, tiny_clip.checkpoint_path, tiny_qwen_dir)
         env["REPIC_DATABASE_URL"] = pg.url
         env["REPIC_PRELOAD_MODELS"] = "false"
+        # The traffic loop uploads as fast as it can: the per-user rate limit is not under test.
+        env["REPIC_QUOTA__REQUESTS_PER_MINUTE"] = "1000000"
+        env["REPIC_QUOTA__REQUEST_BURST"] = "100000"
         with live_server(env, prepare(env), tmp_path / "server.log") as server:
             client = httpx.Client(base_url=server.url, headers=server.auth, timeout=60)
             acknowledged: list[int] = []
@@ -69,8 +72,10 @@ def test_postgres_restart_mid_traffic_gives_503_then_recovers(
             assert down.headers["retry-after"]
             assert 503 in statuses and not [s for s in statuses if s >= 500 and s != 503]
             assert statuses[-1] == 201, statuses[-10:]  # recovered, no restart of the service
-            listed = client.get("/concepts", params={"limit": 100}).json()
-            assert set(acknowledged) <= {c["id"] for c in listed["data"]}
+            stored: set[int] = set()
+            while len(page := _page(client, len(stored))) > 0:
+                stored |= {c["id"] for c in page}
+            assert set(acknowledged) <= stored
             client.close()
 
 
@@ -145,3 +150,10 @@ async def test_enospc_without_reserve_is_503_and_stores_nothing(
     filler.unlink()
     names = [c["name"] for c in (await alice.client.get("/concepts")).json()["data"]]
     assert names == ["first"]
+
+
+def _page(client: httpx.Client, offset: int) -> list[dict[str, int]]:
+    resp = client.get("/concepts", params={"limit": 100, "offset": offset})
+    assert resp.status_code == 200, resp.text
+    data: list[dict[str, int]] = resp.json()["data"]
+    return data

@@ -31,7 +31,7 @@ from tests import images
 from tests.conftest import UserClient, _user
 from tests.s3_fixtures import free_port
 from tests.test_caption_api import caption
-from tests.vllm_fixtures import VLLMServer, start_vllm_server, vllm_server  # noqa: F401
+from tests.vllm_fixtures import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 
@@ -121,7 +121,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def fleet(vllm_server: VLLMServer) -> list[VLLMServer]:  # noqa: F811
+def fleet(vllm_server: VLLMServer) -> list[VLLMServer]:
     """The backends behind the router: the session's server alone, unless overridden."""
     return [vllm_server]
 
@@ -168,7 +168,7 @@ class TestTwoBackends:
     @pytest.fixture
     def fleet(
         self,
-        vllm_server: VLLMServer,  # noqa: F811
+        vllm_server: VLLMServer,
         tiny_qwen_dir: Path,
         tmp_path: Path,
     ) -> Iterator[list[VLLMServer]]:

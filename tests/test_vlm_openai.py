@@ -23,7 +23,7 @@ from tests.qwen_fixtures import (  # noqa: F401 - fixtures
     tiny_qwen_processor,
     with_pixel_budget,
 )
-from tests.vllm_fixtures import VLLMServer, start_vllm_server, vllm_server  # noqa: F401
+from tests.vllm_fixtures import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 
@@ -40,7 +40,7 @@ def _backend(server: VLLMServer, **overrides: Any) -> OpenAIBackend:
 
 
 @pytest.fixture
-async def backend(vllm_server: VLLMServer) -> AsyncIterator[OpenAIBackend]:  # noqa: F811
+async def backend(vllm_server: VLLMServer) -> AsyncIterator[OpenAIBackend]:
     client = _backend(vllm_server)
     yield client
     await client.aclose()
@@ -61,7 +61,7 @@ def _metric(server: VLLMServer, name: str) -> float:
 
 async def test_readiness_reports_the_served_model(
     backend: OpenAIBackend,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     readiness = await backend.readiness()
     assert readiness.ready, readiness.detail
@@ -69,7 +69,7 @@ async def test_readiness_reports_the_served_model(
 
 
 async def test_readiness_names_what_the_server_serves_when_our_model_is_missing(
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     backend = _backend(vllm_server, model="Yeongtak/RePIC_Qwen2.5VL_7B")
     readiness = await backend.readiness()
@@ -80,7 +80,7 @@ async def test_readiness_names_what_the_server_serves_when_our_model_is_missing(
     assert vllm_server.model_name in readiness.detail
 
 
-async def test_a_wrong_api_key_is_reported_as_such(vllm_server: VLLMServer) -> None:  # noqa: F811
+async def test_a_wrong_api_key_is_reported_as_such(vllm_server: VLLMServer) -> None:
     backend = _backend(vllm_server, api_key="not-the-key")
     readiness = await backend.readiness()
     with pytest.raises(VLMUnavailable, match="rejected the API key"):
@@ -101,7 +101,7 @@ async def test_four_demos_and_a_query_are_captioned(backend: OpenAIBackend) -> N
 
 async def test_prompt_tokens_match_the_hf_processor_with_the_same_pixel_budget(
     backend: OpenAIBackend,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
     tiny_qwen_processor: Any,  # noqa: F811
 ) -> None:
     prompt = _query_prompt(4)
@@ -115,7 +115,7 @@ async def test_prompt_tokens_match_the_hf_processor_with_the_same_pixel_budget(
 
 async def test_more_images_than_the_server_allows_is_a_bad_request(
     backend: OpenAIBackend,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     too_many = [
         Demo(name=f"c{i}", info="", image=solid_image(56, 56, (i, i, i)))
@@ -140,7 +140,7 @@ async def test_a_prompt_longer_than_the_model_length_is_a_bad_request(
 
 async def test_cache_salt_keeps_prefix_cache_hits_within_one_user(
     backend: OpenAIBackend,
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     # Images of its own, so no other test has cached this prompt, and large enough (about 400
     # tokens) to fill whole KV-cache blocks, the unit prefix caching shares.
@@ -168,7 +168,7 @@ async def test_cache_salt_keeps_prefix_cache_hits_within_one_user(
 
 
 async def test_vllm_reads_the_image_uuid_where_the_backend_puts_it(
-    vllm_server: VLLMServer,  # noqa: F811
+    vllm_server: VLLMServer,
 ) -> None:
     # vLLM trusts a uuid it has seen: the same uuid on a different (larger) image is served
     # from its cache of processed images, so the prompt keeps the first image's token count.
@@ -200,7 +200,7 @@ async def test_vllm_reads_the_image_uuid_where_the_backend_puts_it(
     assert relabelled_tokens == small_tokens
 
 
-async def test_concurrent_requests_all_complete(vllm_server: VLLMServer) -> None:  # noqa: F811
+async def test_concurrent_requests_all_complete(vllm_server: VLLMServer) -> None:
     backend = _backend(vllm_server, max_concurrency=2)
     generations = await asyncio.gather(
         *(
