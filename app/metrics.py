@@ -6,8 +6,6 @@ A fresh :class:`Metrics` per app keeps tests independent and lets two apps share
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Final, Literal, get_args
 
 from prometheus_client import (
@@ -119,15 +117,6 @@ class Metrics:
 
     def observe_stage(self, stage: Stage, seconds: float) -> None:
         self.stage_seconds.labels(stage=stage).observe(seconds)
-
-    @contextmanager
-    def time_stage(self, stage: Stage) -> Iterator[None]:
-        """Time the block as ``stage``, failures included: a timing-out VLM must show up."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.observe_stage(stage, time.perf_counter() - started)
 
     def count_vlm_error(self, kind: str) -> None:
         self.vlm_errors.labels(kind=kind).inc()

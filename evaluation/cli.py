@@ -21,7 +21,7 @@ from evaluation.instructions import InstructionSet, instructions_for
 from evaluation.results import ResultsFile, ResultsFileError, read_results
 from evaluation.runner import Mode, ResultsLog, pending_jobs, run_dataset
 from evaluation.summary import ModeSummary, summarise
-from model.metrics import GroundingSample, GroundingScores, Matcher, score_grounding
+from model.grounding_scores import GroundingSample, GroundingScores, Matcher, score_grounding
 
 eval_app = typer.Typer(
     help="Evaluate personalized captions: grounding scores and end-to-end runs.",
@@ -65,6 +65,12 @@ def grounding(
     ] = False,
 ) -> None:
     """Personal grounding precision, recall and F1 of each result file (and mode).
+
+    Input, detected from the content. Our JSONL (what `repic eval run` writes): one object
+    per line with "image" (a path or id), "concepts" (a list of the ground-truth names, such
+    as "<bo>" or "thao") and "caption", optionally "mode" (each mode is scored apart). Or a
+    RePIC/RAP reference file: one JSON list whose items are 4-item lists: image path, list
+    of concept names, caption, question (the question may be absent).
 
     With --matcher official (and --case-sensitive for two-concept files) the figures are the
     ones the paper's evaluation script prints for the same file; --lines prints them its way.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from evaluation.database import DatabaseConcept, ground_truth_pool
 from evaluation.runner import Mode, RunRow
-from model.metrics import GroundingSample, GroundingScores, Matcher, score_grounding
+from model.grounding_scores import GroundingSample, GroundingScores, Matcher, score_grounding
 
 PERCENTILES = (50, 90, 99)
 

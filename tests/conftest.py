@@ -23,7 +23,7 @@ from app.settings import Settings
 from model.tiny.clip import TinyClip, build_tiny_clip
 
 # Plugins, not imports: a session fixture imported into several modules starts once per module.
-pytest_plugins = ["tests.qwen_fixtures", "tests.vllm_fixtures"]
+pytest_plugins = ["tests.qwen_fixtures", "tests.vllm_fixtures", "tests.helpers.cli"]
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.settings import Settings
 from tests import images
-from tests.test_cli_data import cli_env  # noqa: F401
 
 pytestmark = pytest.mark.live
 
@@ -35,7 +34,7 @@ def _album(tmp_path: Path, count: int) -> Path:
     return folder
 
 
-def test_caption_album_writes_jsonl_and_csv(cli_env: Settings, tmp_path: Path) -> None:  # noqa: F811
+def test_caption_album_writes_jsonl_and_csv(cli_env: Settings, tmp_path: Path) -> None:
     folder = _album(tmp_path, 4)
     out = tmp_path / "out.jsonl"
     result = runner.invoke(
@@ -56,7 +55,7 @@ def test_caption_album_writes_jsonl_and_csv(cli_env: Settings, tmp_path: Path) -
         assert [r["status"] for r in csv.DictReader(fh)] == ["done"] * 4
 
 
-def test_caption_album_resumes_its_job(cli_env: Settings, tmp_path: Path) -> None:  # noqa: F811
+def test_caption_album_resumes_its_job(cli_env: Settings, tmp_path: Path) -> None:
     from app.runtime import build_runtime
     from app.services.jobs import JobOptions, JobService
     from store.repositories import UserRepository

@@ -20,7 +20,6 @@ from store.models import ConceptImage
 from tests import images
 from tests.conftest import UserClient
 from tests.test_caption_api import Recorder, caption, recorder  # noqa: F401 - fixture
-from tests.test_cli_data import cli_env  # noqa: F401 - fixture
 from tests.test_concepts_api import create
 from tests.test_retrieval_api import retrieve
 
@@ -114,7 +113,7 @@ async def test_the_sweep_deletes_a_deleted_concepts_derivatives(
 
 
 def test_derivatives_command_fills_rows_stored_before_them(
-    cli_env: Settings,  # noqa: F811 - fixture
+    cli_env: Settings,
 ) -> None:
     from app.runtime import build_runtime
 

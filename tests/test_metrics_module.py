@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
 from app.metrics import STAGES, VLM_ERROR_KINDS, Metrics, MetricsMiddleware
+from app.services.timings import Timings
 
 
 def _app(metrics: Metrics) -> FastAPI:
@@ -89,11 +90,12 @@ def test_every_stage_and_error_kind_is_exported_from_the_start() -> None:
     assert set(VLM_ERROR_KINDS) == {"unavailable", "timeout", "bad_request", "error"}
 
 
-def test_time_stage_records_failed_blocks_too() -> None:
+def test_timings_stage_records_failed_blocks_too() -> None:
     metrics = Metrics()
-    with metrics.time_stage("embed"):
+    timings = Timings(metrics)
+    with timings.stage("embed"):
         pass
-    with pytest.raises(TimeoutError), metrics.time_stage("vlm"):
+    with pytest.raises(TimeoutError), timings.stage("vlm"):
         raise TimeoutError
     metrics.observe_stage("vlm", 2.0)
     sample = metrics.registry.get_sample_value

@@ -17,7 +17,6 @@ from app.cli import cli
 from app.settings import Settings
 from tests import images
 from tests.conftest import UserClient, admin_headers
-from tests.test_cli_data import cli_env  # noqa: F401 - fixture
 from tests.test_concepts_api import assert_problem, create
 
 
@@ -77,7 +76,7 @@ async def test_export_user_as_zip(anon: httpx.AsyncClient, alice: UserClient) ->
     )
 
 
-def test_cli_export_and_delete(cli_env: Settings, tmp_path: Path) -> None:  # noqa: F811
+def test_cli_export_and_delete(cli_env: Settings, tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     assert runner.invoke(cli, ["users", "create", "carol"]).exit_code == 0

@@ -26,15 +26,17 @@ def build_data(
         Path, typer.Option(help="A RAP/RePIC database.json, or a folder of concept folders.")
     ],
     out: Annotated[Path, typer.Option(help="New or empty output folder.")],
-    samples: Annotated[int, typer.Option(min=1)] = 2000,
-    seed: int = 0,
+    samples: Annotated[int, typer.Option(min=1, help="Samples to write.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     oct_share: Annotated[float, typer.Option("--oct", min=0.0, help="Relative share.")] = 1.0,
     vlt_share: Annotated[float, typer.Option("--vlt", min=0.0, help="Relative share.")] = 1.0,
     ict_share: Annotated[float, typer.Option("--ict", min=0.0, help="Relative share.")] = 1.0,
     multi_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of ICT samples that are collages.")
     ] = 0.3,
-    max_collage: Annotated[int, typer.Option(min=2, max=4)] = 2,
+    max_collage: Annotated[
+        int, typer.Option(min=2, max=4, help="Most concepts in one collage.")
+    ] = 2,
     image_side: Annotated[int, typer.Option(help="Longer side of every image, pixels.")] = 448,
     prompt_style: Annotated[
         PromptStyle,

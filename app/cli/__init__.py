@@ -6,10 +6,11 @@ import importlib
 from typing import Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from app.cli.accounts import db_cli, keys_cli, users_cli
-from app.cli.data import caption, concepts_cli, derivatives, reindex
+from app.cli.concepts import concepts_cli
+from app.cli.data import caption, derivatives, reindex
 from app.cli.dev import dev_cli
 from app.cli.jobs import caption_album, worker
 from app.cli.storage import gc
@@ -20,6 +21,17 @@ _LAZY = {
     "eval": ("evaluation.cli", "eval_app", "Personal grounding and retrieval evaluation."),
     "train": ("training.cli", "train_app", "RePIC post-training (GRPO) recipe."),
 }
+
+
+def plain_switches(command: Any, ctx: Any) -> None:
+    """Show on/off flags (``--json``, ``--yes``, ``--help``) without a value in the help of
+    ``command`` and every command under it: typer labels them ``<bool>``, which reads as if
+    ``--json true`` were the way to write them. They stay switches (no value)."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_switches(sub, ctx)
 
 
 class _LazyGroup(TyperGroup):
@@ -34,7 +46,14 @@ class _LazyGroup(TyperGroup):
             group = typer.main.get_command(getattr(importlib.import_module(module), attr))
             group.name, group.help = args[0], text
             self.commands[args[0]] = group
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            plain_switches(command, ctx)
+        return name, command, rest
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_switches(self, ctx)
+        super().format_help(ctx, formatter)
 
 
 cli = typer.Typer(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -51,7 +51,7 @@ def _fail(exc: ProblemError) -> typer.Exit:
 
 
 @users_cli.command("create")
-def users_create(name: str) -> None:
+def users_create(name: Annotated[str, typer.Argument(help="The new user's name")]) -> None:
     """Create a user and print its first API key (shown once)."""
     from app.errors import ProblemError
 
@@ -74,7 +74,7 @@ def users_list() -> None:
 
 @users_cli.command("delete")
 def users_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The user to delete")],
     yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
 ) -> None:
     """Delete a user with all their keys, concepts, photos, vectors and index."""
@@ -94,7 +94,10 @@ def users_delete(
 
 
 @users_cli.command("export")
-def users_export(name: str, output: Path) -> None:
+def users_export(
+    name: Annotated[str, typer.Argument(help="The user to export")],
+    output: Annotated[Path, typer.Argument(help="The zip file to write")],
+) -> None:
     """Write a zip of a user's data (concepts.json and photos/) to OUTPUT."""
     from app.errors import ProblemError
 
@@ -107,7 +110,9 @@ def users_export(name: str, output: Path) -> None:
 
 
 @keys_cli.command("create")
-def keys_create(user: str) -> None:
+def keys_create(
+    user: Annotated[str, typer.Argument(help="The user to issue a key for")],
+) -> None:
     """Print a new API key for USER (shown once)."""
     from app.errors import ProblemError
 
@@ -119,8 +124,26 @@ def keys_create(user: str) -> None:
     console.print(issued.plaintext, highlight=False)
 
 
+@keys_cli.command("list")
+def keys_list(user: Annotated[str, typer.Argument(help="The user whose keys to list")]) -> None:
+    """List USER's API keys by prefix (only a hash of each key is stored)."""
+    from app.errors import ProblemError
+
+    try:
+        keys = _users().keys_of(user)
+    except ProblemError as exc:
+        raise _fail(exc) from exc
+    table = Table("prefix", "created", "revoked")
+    for key in keys:
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+        table.add_row(key.prefix, key.created_at.isoformat(timespec="seconds"), revoked)
+    console.print(table)
+
+
 @keys_cli.command("revoke")
-def keys_revoke(prefix: str) -> None:
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, as `repic keys list` shows")],
+) -> None:
     """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
     from app.errors import ProblemError
 
@@ -132,7 +155,9 @@ def keys_revoke(prefix: str) -> None:
 
 
 @db_cli.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Alembic revision to reach")] = "head",
+) -> None:
     """Apply migrations (run before the server starts)."""
     from app.migrate import upgrade
     from app.settings import Settings

@@ -1,28 +1,25 @@
-"""`repic concepts import`, `repic reindex`, `repic caption`: data work on the local database."""
+"""`repic reindex`, `repic caption`, `repic derivatives`: data work on the local database."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
-    from app.services.concepts import ConceptService
-    from model.concept_sources import SourceConcept
-    from model.images import NormalizedImage
 
 # Heavy modules (torch, open_clip, the database layer) are imported inside the commands that
 # use them, so `repic --help` and the account commands start at once.
 
-concepts_cli = typer.Typer(no_args_is_help=True, help="Bulk work on concepts.")
 console = Console()
 err = Console(stderr=True)
 
@@ -52,102 +49,6 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
     )
-
-
-@concepts_cli.command("import")
-def import_concepts(
-    path: Annotated[
-        Path, typer.Argument(help="A RAP/RePIC database.json, or a folder per concept")
-    ],
-    user: Annotated[str, typer.Option(help="Owner of the imported concepts")],
-) -> None:
-    """Import concepts (idempotent); bad files are reported and skipped."""
-    from app.services.concepts import ConceptService
-    from model.concept_sources import ConceptSourceError, load_concept_source
-    from model.images import ImageError, normalize_image
-
-    runtime = _runtime()
-    owner = _user_id(runtime, user)
-    try:
-        loaded = load_concept_source(path, strict=False)
-    except ConceptSourceError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    if not loaded.concepts and not loaded.problems:
-        err.print(f"nothing to import: {path} holds no concepts")
-        return
-    problems = list(loaded.problems)
-    service = ConceptService(runtime)
-    limits = runtime.settings.upload
-    table = Table("concept", "images added", "status")
-    added_total = 0
-    with _progress() as progress:
-        task = progress.add_task("importing", total=len(loaded.concepts))
-        for concept in loaded.concepts:
-            images = []
-            for file in concept.images[: limits.max_images_per_concept]:
-                try:
-                    images.append(
-                        normalize_image(
-                            file.read_bytes(),
-                            max_pixels=limits.max_pixels,
-                            max_side=limits.store_max_side,
-                            keep_pixels=True,
-                        )
-                    )
-                except (OSError, ImageError) as exc:
-                    problems.append(f"{concept.name}: {file}: {exc}")
-            status, added = _import_one(runtime, service, owner, concept, images)
-            added_total += added
-            table.add_row(concept.name, str(added), status)
-            progress.advance(task)
-    console.print(table)
-    for problem in problems:
-        err.print(f"[yellow]skipped:[/yellow] {problem}", soft_wrap=True)
-    err.print(
-        f"{len(loaded.concepts)} concepts read, {added_total} images added, "
-        f"{len(problems)} problems"
-    )
-
-
-def _import_one(
-    runtime: Runtime,
-    service: ConceptService,
-    owner: int,
-    concept: SourceConcept,
-    images: list[NormalizedImage],
-) -> tuple[str, int]:
-    from app.errors import ProblemError
-    from app.names import InvalidName, name_key, normalize_name
-    from store.repositories import ConceptRepository
-
-    if not images:
-        return "skipped: no usable image", 0
-    try:
-        key = name_key(normalize_name(concept.name))
-    except InvalidName as exc:
-        return f"skipped: {exc}", 0
-    with runtime.sessions() as session:
-        existing = ConceptRepository(session).by_name_key(owner, key)
-        known = {img.sha256 for img in existing.images} if existing else set()
-    try:
-        if existing is None:
-            created = service.create(
-                owner,
-                name=concept.name,
-                info=concept.info,
-                category=concept.category,
-                images=images,
-                display_name=concept.display_name,
-            )
-            return "created", len(created.images)
-        fresh = [img for img in images if img.sha256 not in known]
-        if not fresh:
-            return "unchanged", 0
-        service.add_images(owner, existing.id, fresh)
-        return "images added", len({img.sha256 for img in fresh})
-    except ProblemError as exc:
-        return f"skipped: {exc.detail}", 0
 
 
 def reindex(
@@ -189,15 +90,44 @@ def reindex(
     err.print(f"re-embedded {todo} images of {len(users)} users with {embedder_id}")
 
 
+class Style(StrEnum):
+    """`model.prompt.PromptStyle`, named here so that `repic --help` needs no image library."""
+
+    REPIC = "repic"
+    ZERO_SHOT = "zero_shot"
+
+
 def caption(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The photo")],
     user: Annotated[str, typer.Option(help="Whose concepts to use")],
-    top_k: Annotated[int | None, typer.Option(min=1, max=8)] = None,
-    concept_id: Annotated[list[int] | None, typer.Option(help="Skip retrieval")] = None,
-    instruction: Annotated[str | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option(min=1, max=1024)] = None,
-    min_score: Annotated[float | None, typer.Option(min=-1, max=1)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    top_k: Annotated[
+        int | None,
+        typer.Option(min=1, max=8, help="Concepts to retrieve (default REPIC_RETRIEVAL__TOP_K)"),
+    ] = None,
+    concept_id: Annotated[
+        list[int] | None,
+        typer.Option(help="Skip retrieval: caption with this concept (repeat for more)"),
+    ] = None,
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            help='Replaces "Give a personalized caption of this image."; may be a question'
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, max=1024, help="Longest caption (default REPIC_VLM__MAX_TOKENS)"),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(min=-1, max=1, help="Similarity floor (default REPIC_RETRIEVAL__MIN_SCORE)"),
+    ] = None,
+    prompt_style: Annotated[
+        Style, typer.Option(help="zero_shot for a plain Qwen2.5-VL checkpoint")
+    ] = Style.REPIC,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the POST /caption response body")
+    ] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
     from app.errors import ProblemError
@@ -206,17 +136,24 @@ def caption(
     from app.services.timings import Timings
     from model.images import ImageError
     from model.photos import prepare_query
+    from model.prompt import PromptStyle
 
+    start = time.perf_counter()
     runtime = _runtime()
     owner = _user_id(runtime, user)
+    if concept_id:
+        _check_concepts(runtime, owner, user, concept_id)
     cfg = runtime.settings
+    timings = Timings(runtime.metrics)
     try:
-        query = prepare_query(
-            image.read_bytes(),
-            max_pixels=cfg.upload.max_pixels,
-            vlm_max_pixels=cfg.vlm.max_pixels,
-            clip_min_side=RetrievalService(runtime).clip_min_side(),
-        )
+        data = image.read_bytes()
+        with timings.stage("decode"):
+            query = prepare_query(
+                data,
+                max_pixels=cfg.upload.max_pixels,
+                vlm_max_pixels=cfg.vlm.max_pixels,
+                clip_min_side=RetrievalService(runtime).clip_min_side(),
+            )
     except ImageError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -227,18 +164,19 @@ def caption(
         concept_ids=concept_id,
         instruction=instruction,
         max_tokens=max_tokens,
+        style=PromptStyle(prompt_style.value),
     )
 
     async def run() -> None:
         try:
-            result = await CaptionService(runtime).caption(
-                owner, query, request, Timings(runtime.metrics)
-            )
+            result = await CaptionService(runtime).caption(owner, query, request, timings)
         except ProblemError as exc:
             err.print(f"[red]error:[/red] {exc.detail}")
             raise typer.Exit(1) from exc
         finally:
             await runtime.vlm.aclose()
+        # The whole command but the interpreter's start: loading the models is part of it.
+        timings.ms["total"] = (time.perf_counter() - start) * 1000
         if as_json:
             console.print_json(result.public().model_dump_json())
         else:
@@ -247,6 +185,21 @@ def caption(
             console.print(result.caption, highlight=False)
 
     asyncio.run(run())
+
+
+def _check_concepts(runtime: Runtime, owner: int, user: str, concept_ids: list[int]) -> None:
+    """Unknown --concept-id values, named with the command that lists the right ones."""
+    from store.repositories import ConceptRepository
+
+    with runtime.sessions() as session:
+        found = {c.id for c in ConceptRepository(session).get_many(owner, concept_ids)}
+    missing = sorted(set(concept_ids) - found)
+    if missing:
+        err.print(
+            f"[red]error:[/red] {user} has no concept with id {', '.join(map(str, missing))}; "
+            f"see `repic concepts list --user {user}`."
+        )
+        raise typer.Exit(1)
 
 
 def derivatives(

@@ -46,16 +46,33 @@ def worker(
 
 
 def caption_album(
-    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    directory: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="Folder of photos (searched deeply)"),
+    ],
     user: Annotated[str, typer.Option(help="Whose concepts to use")],
     output: Annotated[
         Path | None,
         typer.Option(help="Results file, .jsonl or .csv (default DIR/captions.jsonl)"),
     ] = None,
-    top_k: Annotated[int | None, typer.Option(min=1, max=8)] = None,
-    max_tokens: Annotated[int | None, typer.Option(min=1, max=1024)] = None,
-    min_score: Annotated[float | None, typer.Option(min=-1, max=1)] = None,
-    instruction: Annotated[str | None, typer.Option()] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(min=1, max=8, help="Concepts to retrieve (default REPIC_RETRIEVAL__TOP_K)"),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, max=1024, help="Longest caption (default REPIC_VLM__MAX_TOKENS)"),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(min=-1, max=1, help="Similarity floor (default REPIC_RETRIEVAL__MIN_SCORE)"),
+    ] = None,
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            help='Replaces "Give a personalized caption of this image."; may be a question'
+        ),
+    ] = None,
 ) -> None:
     """Caption every photo of DIRECTORY as one job, with a progress bar.
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from model.grounding import ConceptName
-from model.metrics import (
+from model.grounding_scores import (
     GroundingSample,
     Matcher,
     SlotOutcome,
