@@ -128,7 +128,7 @@ test: lint typecheck pytest
 
 # The large fuzzing run (>= 20,000 cases, about 15-20 minutes on 2 cores); figures in RELIABILITY.md.
 fuzz: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.fuzz --max-examples 1000
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.helpers.fuzz --max-examples 1000
 
 clean:
 	rm -rf $(VENV) .venv-vllm $(SDKGEN) var .mypy_cache .ruff_cache .pytest_cache \

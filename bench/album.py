@@ -24,7 +24,7 @@ from bench.markdown import cpu_model, write_section
 from bench.servers import ApiServer, start_api
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
-from tests.vllm_fixtures import start_vllm_server
+from tests.helpers.vllm import start_vllm_server
 
 PHOTOS = 100
 QUICK_PHOTOS = 16

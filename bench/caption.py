@@ -35,7 +35,7 @@ from model.prompt import Demo, build_repic_messages
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
 from model.vlm.openai_backend import DEFAULT_REPETITION_PENALTY, to_openai_messages
-from tests.vllm_fixtures import VLLMServer, start_vllm_server
+from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 #: Requests per concurrency level and path; the level at 8 runs once more with pinned cores.
 LEVELS = {1: 30, 8: 80, 32: 160}

@@ -29,7 +29,7 @@ from app.settings import Settings
 from bench.markdown import cpu_model, write_section
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
-from tests import images
+from tests.helpers import images
 
 ADMIN = "bench-admin-token-0123456789"
 

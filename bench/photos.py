@@ -30,7 +30,7 @@ from model.images import normalize_image
 from model.photos import prepare_query
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
-from tests.test_photos import photo
+from tests.helpers.images import photo
 
 SIZES = {"0.3 MP": (640, 480), "3 MP": (2000, 1500), "12 MP": (4032, 3024)}
 ADMIN = "bench-admin-token-0123456789abcdef"

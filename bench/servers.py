@@ -1,48 +1,39 @@
 """The processes a benchmark talks to: the service under uvicorn, configured like a deployment
-with the openai backend, in front of a vLLM server started by :mod:`tests.vllm_fixtures`."""
+with the openai backend, in front of a vLLM server started by :mod:`tests.helpers.vllm`.
+
+Both are started by the launchers the tests use (:mod:`tests.helpers.server`), so a benchmark
+runs the service exactly as the tests do."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from model.tiny.clip import TinyClip
-from tests.vllm_fixtures import VLLMServer
-
-BIN = Path(sys.executable).parent
-_START_TIMEOUT_S = 120.0
-_STOP_TIMEOUT_S = 30.0
+from tests.helpers.server import Process, create_users, start_server
+from tests.helpers.vllm import VLLMServer
 
 
 @dataclass
 class ApiServer:
     """The service under uvicorn (one worker) and the API key of its one user."""
 
-    url: str
+    server: Process
     key: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.server.process
 
     def stop(self) -> None:
         """SIGTERM (uvicorn drains), then SIGKILL if it is still there."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(_STOP_TIMEOUT_S)
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        self.server.stop()
 
 
 def group_pids(leader: int) -> list[int]:
@@ -82,13 +73,6 @@ def pin_group(leader: int, cpus: set[int]) -> None:
                 continue  # the thread ended meanwhile
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def api_env(root: Path, clip: TinyClip, vllm: VLLMServer) -> dict[str, str]:
     """A production-like environment: JSON logs, preloaded models, the openai backend."""
     env = dict(os.environ)
@@ -119,56 +103,17 @@ def api_env(root: Path, clip: TinyClip, vllm: VLLMServer) -> dict[str, str]:
 def start_api(root: Path, clip: TinyClip, vllm: VLLMServer, user: str) -> ApiServer:
     """Migrate, create ``user``, start uvicorn and wait for ``GET /readyz`` (models loaded).
 
-    The caller stops it with :meth:`ApiServer.stop`, also when this raises after the start.
+    In its own process group, so :func:`group_cpu_s` counts it alone. The caller stops it with
+    ``stop()``.
     """
     root.mkdir(parents=True, exist_ok=True)
     env = api_env(root, clip, vllm)
-    subprocess.run([BIN / "repic", "db", "upgrade"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [BIN / "repic", "users", "create", user], env=env, check=True, capture_output=True
+    key = create_users(env, user)[user]
+    server = start_server(
+        env,
+        root / "api.log",
+        ready_path="/readyz",
+        uvicorn_args=["--workers", "1"],
+        new_session=True,
     )
-    key = created.stdout.decode().strip().splitlines()[-1]
-    port = free_port()
-    log_path = root / "api.log"
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                BIN / "uvicorn",
-                "--factory",
-                "app.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            # Its own process group, so group_cpu_s counts it alone.
-            start_new_session=True,
-        )
-    server = ApiServer(url=f"http://127.0.0.1:{port}", key=key, log_path=log_path, process=process)
-    try:
-        _wait_ready(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _wait_ready(server: ApiServer) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited while starting:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(
-        f"the service was not ready within {_START_TIMEOUT_S:.0f} s:\n{server.log_tail()}"
-    )
+    return ApiServer(server, key)

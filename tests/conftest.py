@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,11 +20,16 @@ from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
 from model.tiny.clip import TinyClip, build_tiny_clip
+from tests.helpers.api import ADMIN_TOKEN, UserClient, new_user
 
 # Plugins, not imports: a session fixture imported into several modules starts once per module.
-pytest_plugins = ["tests.qwen_fixtures", "tests.vllm_fixtures", "tests.helpers.cli"]
-
-ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+pytest_plugins = [
+    "tests.helpers.qwen",
+    "tests.helpers.vllm",
+    "tests.helpers.cli",
+    "tests.helpers.api",
+    "tests.helpers.s3",
+]
 
 
 def postgres_base_url() -> str:
@@ -77,12 +81,26 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TinyClip:
 
 
 @pytest.fixture
+def blob_store() -> str:
+    """Where the app under test keeps photos: ``local`` files, or ``s3`` (moto on loopback) for
+    the tests of modules marked ``also_on_s3``, which run once more that way."""
+    return "local"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("also_on_s3") and "settings" in metafunc.fixturenames:
+        metafunc.parametrize("blob_store", ["local", pytest.param("s3", marks=pytest.mark.live)])
+
+
+@pytest.fixture
 def settings(
+    request: pytest.FixtureRequest,
     database_url: str,
     tmp_path: Path,
     settings_overrides: dict[str, object],
     tiny_clip: TinyClip,
     tiny_qwen_dir: Path,
+    blob_store: str,
 ) -> Settings:
     values: dict[str, object] = {
         "env": "test",
@@ -98,6 +116,8 @@ def settings(
         },
         "vlm": {"backend": "transformers", "model": str(tiny_qwen_dir), "max_tokens": 8},
     }
+    if blob_store == "s3":
+        values["storage"] = request.getfixturevalue("s3_storage")
     values.update(settings_overrides)
     return Settings.model_validate(values)
 
@@ -117,55 +137,38 @@ async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass
-class UserClient:
-    name: str
-    key: str
-    client: httpx.AsyncClient
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-async def _user(anon: httpx.AsyncClient, name: str) -> UserClient:
-    resp = await anon.post(
-        "/admin/users", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
-    assert resp.status_code == 201, resp.text
-    key = resp.json()["key"]
-    client = httpx.AsyncClient(
-        transport=anon._transport,
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    return UserClient(name=name, key=key, client=client)
-
-
 @pytest.fixture
 async def alice(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
-    user = await _user(anon, "alice")
+    user = await new_user(anon, "alice")
     yield user
     await user.client.aclose()
 
 
 @pytest.fixture
 async def bob(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
-    user = await _user(anon, "bob")
+    user = await new_user(anon, "bob")
     yield user
     await user.client.aclose()
 
 
-def admin_headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group tests for `pytest -n N --dist loadgroup`: a module's tests stay on one worker (its
     module-scoped servers start once), and every test that runs a vLLM server shares one worker,
-    so the servers (about 4 GiB each) never overlap across workers."""
+    so the servers (about 4 GiB each) never overlap across workers.
+
+    The S3 runs of ``also_on_s3`` modules use SQLite alone: the blob store is independent of the
+    database, and tests/test_replicas.py covers PostgreSQL with S3."""
+    kept, dropped = [], []
     for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("blob_store") == "s3" and params.get("database_url") == "postgres":
+            dropped.append(item)
+            continue
+        kept.append(item)
         fixtures = getattr(item, "fixturenames", ())
         uses_vllm = "vllm_server" in fixtures or item.get_closest_marker("vllm") is not None
         group = "vllm" if uses_vllm else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -8,8 +8,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, UserClient, admin_headers
-from tests.test_concepts_api import assert_problem
+from tests.helpers.api import ADMIN_TOKEN, UserClient, admin_headers, assert_problem
 
 
 async def test_missing_key_is_401(anon: httpx.AsyncClient) -> None:

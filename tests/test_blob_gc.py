@@ -27,11 +27,11 @@ from store.blobs import LocalBlobStore
 from store.gc import sweep
 from store.models import ConceptImage
 from store.repositories import UserRepository
-from tests import gc_race_worker, images
-from tests.conftest import UserClient
-from tests.replicas import migrate, new_user, repic, replica, service_env
-from tests.s3_fixtures import S3Server, make_bucket, s3_server, start_s3_server  # noqa: F401
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import gc_race_worker, images
+from tests.helpers.api import UserClient, assert_problem, create
+from tests.helpers.replicas import migrate, new_user, replica, service_env
+from tests.helpers.s3 import S3Server, make_bucket, start_s3_server
+from tests.helpers.server import repic
 
 pytestmark = pytest.mark.live
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.settings import Settings
-from tests import images
+from tests.helpers import images
 
 pytestmark = pytest.mark.live
 

@@ -5,51 +5,15 @@ back, errors), never caption quality."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from model.prompt import ImagePart, RepicPrompt, TextPart
 from model.vlm.base import Generation, VLMTimeout, VLMUnavailable
-from tests import images
-from tests.conftest import UserClient
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import Recorder, UserClient, assert_problem, caption, create
 
-
-async def caption(user: UserClient, blob: bytes, **form: object) -> httpx.Response:
-    data: dict[str, object] = {"min_score": "-1", **{k: v for k, v in form.items()}}
-    return await user.client.post(
-        "/caption", files={"image": ("q.jpg", blob, "image/jpeg")}, data=data
-    )
-
-
-class Recorder:
-    """Wraps the real backend and keeps the prompts it was given."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.prompts: list[RepicPrompt] = []
-        self.salts: list[str] = []
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    async def generate(
-        self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
-    ) -> Generation:
-        self.prompts.append(prompt)
-        self.salts.append(cache_salt)
-        result: Generation = await self.inner.generate(  # type: ignore[attr-defined]
-            prompt, max_tokens=max_tokens, cache_salt=cache_salt
-        )
-        return result
-
-
-@pytest.fixture
-def recorder(app: FastAPI) -> Recorder:
-    rec = Recorder(app.state.runtime.vlm)
-    app.state.runtime.vlm = rec
-    return rec
+pytestmark = pytest.mark.also_on_s3  # and once more with photos in S3
 
 
 def texts(prompt: RepicPrompt) -> list[str]:

@@ -11,10 +11,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from tests import images
-from tests.conftest import UserClient
-from tests.test_caption_api import caption
-from tests.test_concepts_api import create
+from tests.helpers import images
+from tests.helpers.api import UserClient, caption, create
 
 
 async def test_one_hand_off_and_one_session_before_the_vlm(

@@ -15,10 +15,9 @@ from app.migrate import upgrade
 from store.db import make_session_factory, transaction
 from store.jobs import JobRepository, NewItem
 from store.repositories import UserRepository
-from tests import images
-from tests.conftest import UserClient
-from tests.job_helpers import album, all_results, wait_done
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, assert_problem, create
+from tests.helpers.jobs import album, all_results, wait_done
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from model.tiny.clip import TinyClip
-from tests import images
-from tests.job_helpers import album
-from tests.service_process import create_user, service_env, start_api, start_worker
+from tests.helpers import images
+from tests.helpers.jobs import album, service_env, start_worker
+from tests.helpers.server import create_users, start_server
 
 pytestmark = pytest.mark.live
 
@@ -61,8 +61,8 @@ def test_killed_api_then_killed_worker_caption_each_photo_once(
         },
     )
     db_url = env["REPIC_DATABASE_URL"]
-    key = create_user(env, "alice")
-    api = start_api(env, tmp_path / "api.log")
+    key = create_users(env, "alice")["alice"]
+    api = start_server(env, tmp_path / "api.log")
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
@@ -82,7 +82,7 @@ def test_killed_api_then_killed_worker_caption_each_photo_once(
         assert 3 <= len(done_1) < PHOTOS, "the kill must land mid-job"
 
         # Restart as a split deployment: an API that runs no jobs, and a worker that does.
-        api = start_api({**env, "REPIC_JOBS__RUN_IN_API": "false"}, tmp_path / "api.log")
+        api = start_server({**env, "REPIC_JOBS__RUN_IN_API": "false"}, tmp_path / "api.log")
         worker = start_worker(env, tmp_path / "worker.log")
         with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
             _wait(client, job_id, done_at_least=len(done_1) + 2)

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from model.tiny.clip import TinyClip
-from tests import images
-from tests.job_helpers import album, parse_events
-from tests.service_process import Proc, create_user, service_env, start_api
-from tests.vllm_fixtures import VLLMServer
+from tests.helpers import images
+from tests.helpers.jobs import album, parse_events, service_env
+from tests.helpers.server import Process, create_users, start_server
+from tests.helpers.vllm import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
@@ -26,7 +26,7 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_clip: TinyClip,
     vllm_server: VLLMServer,
-) -> Iterator[tuple[Proc, str]]:
+) -> Iterator[tuple[Process, str]]:
     root = tmp_path_factory.mktemp("jobs-vllm")
     env = service_env(
         root,
@@ -44,8 +44,8 @@ def api(
             "REPIC_JOBS__POLL_S": "0.1",
         },
     )
-    key = create_user(env, "alice")
-    proc = start_api(env, root / "api.log")
+    key = create_users(env, "alice")["alice"]
+    proc = start_server(env, root / "api.log")
     with httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {key}"}) as client:
         created = client.post(
             "/concepts",
@@ -62,7 +62,7 @@ def api(
 
 
 @pytest.fixture
-def client(api: tuple[Proc, str]) -> Iterator[httpx.Client]:
+def client(api: tuple[Process, str]) -> Iterator[httpx.Client]:
     proc, key = api
     with httpx.Client(
         base_url=proc.url, headers={"Authorization": f"Bearer {key}"}, timeout=120

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests import images
-from tests.conftest import UserClient
-from tests.job_helpers import parse_events
-from tests.test_caption_api import caption
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, assert_problem, caption, create
+from tests.helpers.jobs import parse_events
 
 
 @pytest.fixture

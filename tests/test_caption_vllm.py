@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from tests import images
-from tests.conftest import UserClient
-from tests.test_caption_api import caption
-from tests.test_concepts_api import assert_problem, create
-from tests.vllm_fixtures import VLLMServer, start_vllm_server
+from tests.helpers import images
+from tests.helpers.api import UserClient, assert_problem, caption, create
+from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 

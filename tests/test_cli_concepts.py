@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.cli import cli
 from app.settings import Settings
-from tests import images
+from tests.helpers import images
 from tests.helpers.cli import concept_rows, runner
 
 

@@ -11,9 +11,9 @@ import pytest
 from app.cli import cli
 from app.cli.dev import settings_table
 from app.settings import Settings
-from tests import images
+from tests.helpers import images
 from tests.helpers.cli import concept_rows, runner
-from tests.training_helpers import make_concept_database
+from tests.helpers.training import make_concept_database
 
 
 def test_import_rap_database_of_30_concepts_is_idempotent(

@@ -17,7 +17,7 @@ from model.concept_sources import (
     resolve_image,
 )
 from model.grounding import ConceptName
-from tests.training_helpers import make_concept_database
+from tests.helpers.training import make_concept_database
 from training.concepts import load_concepts
 from training.data import DataConfig, build_dataset, read_rows
 

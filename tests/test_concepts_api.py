@@ -4,36 +4,13 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 from PIL import Image
 
-from tests import images
-from tests.conftest import UserClient
+from tests.helpers import images
+from tests.helpers.api import PROBLEM, UserClient, assert_problem, create, files
 
-PROBLEM = "application/problem+json"
-
-
-def files(*blobs: bytes, name: str = "photo.jpg") -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [("images", (f"{i}-{name}", b, "image/jpeg")) for i, b in enumerate(blobs)]
-
-
-async def create(
-    user: UserClient, name: str = "bo", *blobs: bytes, info: str = "a corgi", **extra: str
-) -> httpx.Response:
-    data = {"name": name, "info": info, **extra}
-    return await user.client.post(
-        "/concepts", data=data, files=files(*(blobs or (images.pattern(1),)))
-    )
-
-
-def assert_problem(resp: httpx.Response, status: int, kind: str) -> dict[str, object]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    body = resp.json()
-    assert body["type"] == f"urn:repic:problem:{kind}"
-    assert body["status"] == status and body["detail"]
-    return body  # type: ignore[no-any-return]
+pytestmark = pytest.mark.also_on_s3  # and once more with photos in S3
 
 
 async def test_create_concept_with_two_images(alice: UserClient) -> None:

@@ -17,11 +17,8 @@ from app.settings import Settings
 from model.images import encode_rgb
 from store.index_files import IndexFiles
 from store.models import ConceptImage
-from tests import images
-from tests.conftest import UserClient
-from tests.test_caption_api import Recorder, caption, recorder  # noqa: F401 - fixture
-from tests.test_concepts_api import create
-from tests.test_retrieval_api import retrieve
+from tests.helpers import images
+from tests.helpers.api import Recorder, UserClient, caption, create, retrieve
 
 BIG = (2400, 1800)  # stored at 2048 x 1536 = 3.1 MP, above the 0.8 MP demonstration budget
 
@@ -56,7 +53,7 @@ async def test_upload_stores_demo_image_and_thumbnail(app: FastAPI, alice: UserC
 async def test_caption_sends_the_stored_demo_image_without_decoding_the_photo(
     app: FastAPI,
     alice: UserClient,
-    recorder: Recorder,  # noqa: F811 - fixture
+    recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await create(alice, "bo", images.pattern(1, size=BIG))

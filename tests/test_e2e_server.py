@@ -7,12 +7,9 @@ that lets an in-flight caption finish."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,12 +22,11 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from model.tiny.clip import TinyClip
-from tests import images
-from tests.training_helpers import make_concept_database
+from tests.helpers import images
+from tests.helpers.server import create_users, start_server, tiny_model_env
+from tests.helpers.training import make_concept_database
 
 pytestmark = pytest.mark.live
-
-BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -41,71 +37,19 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, tiny_clip: TinyClip, tiny_qwen_dir: Path
 ) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "REPIC_DATABASE_URL": f"sqlite:///{root / 'repic.db'}",
-        "REPIC_DATA_DIR": str(root / "data"),
-        "REPIC_EMBEDDER__MODEL": str(tiny_clip.config_path),
-        "REPIC_EMBEDDER__PRETRAINED": str(tiny_clip.checkpoint_path),
-        "REPIC_VLM__BACKEND": "transformers",
-        "REPIC_VLM__MODEL": str(tiny_qwen_dir),
-        "REPIC_VLM__MAX_TOKENS": "16",
-        "REPIC_RETRIEVAL__MIN_SCORE": "-1",
-        "REPIC_LOG_FORMAT": "json",
-    }
-    subprocess.run([BIN / "repic", "db", "upgrade"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [BIN / "repic", "users", "create", "alice"], env=env, check=True, capture_output=True
+    env = tiny_model_env(
+        root, tiny_clip, tiny_qwen_dir, {"REPIC_VLM__MAX_TOKENS": "16", "REPIC_LOG_FORMAT": "json"}
     )
-    key = created.stdout.decode().strip().splitlines()[-1]
-    port = free_port()
+    key = create_users(env, "alice")["alice"]
     log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                BIN / "uvicorn",
-                "--factory",
-                "app.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--timeout-graceful-shutdown",
-                "30",
-            ],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited: {log.read_text()[-3000:]}")
-    else:
-        process.kill()
-        pytest.fail(f"uvicorn did not come up: {log.read_text()[-3000:]}")
-    yield Server(url=url, key=key, log=log, process=process)
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
+    started = start_server(env, log, uvicorn_args=["--timeout-graceful-shutdown", "30"])
+    yield Server(url=started.url, key=key, log=log, process=started.process)
+    started.kill()
 
 
 def auth(server: Server) -> dict[str, str]:

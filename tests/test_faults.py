@@ -14,12 +14,11 @@ import httpx
 import pytest
 
 from model.tiny.clip import TinyClip
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.live_server import live_server, prepare, server_env
-from tests.mounts import small_tmpfs
-from tests.own_postgres import own_postgres
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create
+from tests.helpers.live_server import live_server, prepare, server_env
+from tests.helpers.mounts import small_tmpfs
+from tests.helpers.own_postgres import own_postgres
 
 pytestmark = pytest.mark.live
 

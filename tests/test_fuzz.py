@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from model.tiny.clip import TinyClip
-from tests.fuzz import FUZZ_LIMITS, fuzz
-from tests.live_server import live_server, prepare, server_env
+from tests.helpers.fuzz import FUZZ_LIMITS, fuzz
+from tests.helpers.live_server import live_server, prepare, server_env
 
 pytestmark = pytest.mark.fuzz
 

@@ -13,10 +13,9 @@ from fastapi import FastAPI
 from PIL import Image
 
 from app.logs import JsonFormatter
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.mounts import read_only
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create
+from tests.helpers.mounts import read_only
 
 
 @pytest.fixture(params=["sqlite"])

@@ -8,9 +8,8 @@ from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 
 from app.migrate import alembic_config
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 
 
 async def test_healthz(anon: httpx.AsyncClient) -> None:

@@ -15,7 +15,7 @@ from model.images import (
     normalize_image,
     sniff_format,
 )
-from tests import images
+from tests.helpers import images
 
 CAP = 40_000_000
 

@@ -12,7 +12,7 @@ import pytest
 
 from store.index import ConceptIndex
 from store.index_files import IndexFiles
-from tests.test_index import DIM, EMBEDDER, FakeDb, make_index, seeded, unit
+from tests.helpers.index import DIM, EMBEDDER, FakeDb, make_index, seeded, unit
 
 
 @pytest.fixture

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests import images
-from tests.conftest import UserClient
-from tests.test_concepts_api import assert_problem, create, files
+from tests.helpers import images
+from tests.helpers.api import UserClient, assert_problem, create, files
 
 
 async def test_other_users_concepts_are_invisible(alice: UserClient, bob: UserClient) -> None:

@@ -21,8 +21,8 @@ from model.tiny.lora import build_tiny_lora_adapter
 from model.vlm.base import VLMUnavailable
 from model.vlm.openai_backend import OpenAIBackend
 from model.vlm.transformers_backend import TransformersBackend
-from tests.qwen_fixtures import demos, solid_image, tiny_qwen_dir
-from tests.vllm_fixtures import VLLMServer, start_vllm_server
+from tests.helpers.qwen import demos, solid_image, tiny_qwen_dir
+from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 __all__ = ["tiny_qwen_dir"]  # a fixture, imported for pytest
 

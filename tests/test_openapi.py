@@ -16,8 +16,8 @@ from app.cli.dev import openapi_document
 from app.main import create_app
 from app.problems import PROBLEM_MEDIA_TYPE
 from app.settings import Settings
-from tests.conftest import UserClient
-from tests.node_tools import node_tool
+from tests.helpers.api import UserClient
+from tests.helpers.node_tools import node_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "clients" / "openapi.json"

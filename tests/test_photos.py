@@ -3,9 +3,6 @@ real-size photos at full resolution."""
 
 from __future__ import annotations
 
-import functools
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,34 +12,10 @@ from model.images import fit_pixel_budget, normalize_image
 from model.photos import make_derivatives, prepare_query
 from model.regions import crop, propose_regions
 from model.tiny.clip import TinyClip
+from tests.helpers.images import photo
 
 BUDGET = 1024 * 28 * 28
 SIZES = {"0.3MP": (640, 480), "3MP": (2000, 1500), "12MP": (4032, 3024)}
-
-
-@functools.lru_cache(maxsize=8)
-def photo(seed: int, size: tuple[int, int], *, orientation: int | None = None) -> bytes:
-    """A smooth, distinct picture per seed: coloured gradients with a few bright blocks."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    channels = []
-    for _ in range(3):
-        fx, fy, phase = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6)
-        channels.append(127 + 120 * np.sin(xx / w * fx + yy / h * fy + phase))
-    arr = np.stack(channels, axis=-1).astype(np.uint8)
-    for _ in range(6):
-        x0, y0 = int(rng.integers(0, w * 3 // 4)), int(rng.integers(0, h * 3 // 4))
-        arr[y0 : y0 + h // 5, x0 : x0 + w // 5] = rng.integers(0, 256, 3)
-    img = Image.fromarray(arr)
-    buf = io.BytesIO()
-    if orientation is None:
-        img.save(buf, format="JPEG", quality=90)
-    else:
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        img.save(buf, format="JPEG", quality=90, exif=exif.tobytes())
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

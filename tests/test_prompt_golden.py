@@ -16,7 +16,7 @@ from model.vlm.messages import (
     render_prompt,
     to_hf_messages,
 )
-from tests.qwen_fixtures import (
+from tests.helpers.qwen import (
     demos,
     solid_image,
     tiny_qwen_dir,

@@ -11,9 +11,8 @@ from fastapi import FastAPI
 
 from app.problems import ProblemError
 from app.quotas import CaptionSlots, FairGate, RateLimiter
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 
 
 @pytest.fixture

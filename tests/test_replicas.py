@@ -21,10 +21,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from model.tiny.clip import TinyClip
-from tests import images
 from tests.conftest import postgres_base_url
-from tests.replicas import REPO_ROOT, Replica, migrate, new_user, replica, service_env
-from tests.s3_fixtures import S3Server, free_port, make_bucket, s3_server  # noqa: F401
+from tests.helpers import images
+from tests.helpers.replicas import Replica, migrate, new_user, replica, service_env
+from tests.helpers.s3 import S3Server, make_bucket
+from tests.helpers.server import REPO_ROOT, free_port, start_process, wait_until_answers
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def _haproxy() -> str:
 @pytest.fixture(scope="module")
 def cluster(
     shared_schema: str,
-    s3_server: S3Server,  # noqa: F811
+    s3_server: S3Server,
     tmp_path_factory: pytest.TempPathFactory,
     tiny_clip: TinyClip,
     tiny_qwen_dir: Path,
@@ -97,29 +98,16 @@ def cluster(
         "REPIC_API_1": f"127.0.0.1:{one.port}",
         "REPIC_API_2": f"127.0.0.1:{two.port}",
     }
-    proxy_log = (root / "haproxy.log").open("wb")
-    proxy = subprocess.Popen(
-        [_haproxy(), "-db", "-f", str(HAPROXY_CFG)],
-        env=proxy_env,
-        stdout=proxy_log,
-        stderr=subprocess.STDOUT,
-    )
+    proxy_log = root / "haproxy.log"
+    proxy = start_process([_haproxy(), "-db", "-f", str(HAPROXY_CFG)], proxy_env, proxy_log)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{proxy_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"haproxy did not come up: {(root / 'haproxy.log').read_text()}")
+        wait_until_answers(
+            proxy.process, f"{proxy_url}/healthz", proxy_log, what="haproxy", timeout_s=30
+        )
         yield Cluster(one, two, proxy_url, alice, bob)
     finally:
-        proxy.terminate()
-        proxy.wait(10)
-        proxy_log.close()
+        proxy.stop(10)
         for r in (one, two):
             r.kill()
 

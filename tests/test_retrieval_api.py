@@ -11,19 +11,8 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.test_concepts_api import assert_problem, create
-
-
-async def retrieve(
-    user: UserClient, blob: bytes, *, top_k: int = 2, min_score: float = -1.0
-) -> httpx.Response:
-    return await user.client.post(
-        "/retrieve",
-        files={"image": ("q.jpg", blob, "image/jpeg")},
-        data={"top_k": str(top_k), "min_score": str(min_score)},
-    )
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create, retrieve
 
 
 async def test_same_image_retrieves_its_concept_first(alice: UserClient) -> None:

@@ -11,23 +11,20 @@ import io
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.cli.dev import openapi_document
 from model.tiny.clip import TinyClip
-from tests import images
-from tests.node_tools import TS, node_tool
-from tests.test_e2e_server import free_port
+from tests.helpers import images
+from tests.helpers.node_tools import TS, node_tool
+from tests.helpers.server import create_users, running_server, tiny_model_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / "clients"
-BIN = Path(sys.executable).parent
 SDKGEN = ROOT / ".venv-sdkgen" / "bin"
 MAX_BYTES = 100_000
 
@@ -74,56 +71,18 @@ def live(
     tmp_path_factory: pytest.TempPathFactory, tiny_clip: TinyClip, tiny_qwen_dir: Path
 ) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("sdk")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "REPIC_DATABASE_URL": f"sqlite:///{root / 'repic.db'}",
-        "REPIC_DATA_DIR": str(root / "data"),
-        "REPIC_EMBEDDER__MODEL": str(tiny_clip.config_path),
-        "REPIC_EMBEDDER__PRETRAINED": str(tiny_clip.checkpoint_path),
-        "REPIC_VLM__BACKEND": "transformers",
-        "REPIC_VLM__MODEL": str(tiny_qwen_dir),
-        "REPIC_VLM__MAX_TOKENS": "8",
-        "REPIC_RETRIEVAL__MIN_SCORE": "-1",
-        "REPIC_UPLOAD__MAX_BYTES": str(MAX_BYTES),
-    }
-    subprocess.run([BIN / "repic", "db", "upgrade"], env=env, check=True, capture_output=True)
-    keys = {}
-    for user in ("py", "ts"):
-        out = subprocess.run(
-            [BIN / "repic", "users", "create", user], env=env, check=True, capture_output=True
-        )
-        keys[user] = out.stdout.decode().strip().splitlines()[-1]
+    env = tiny_model_env(
+        root, tiny_clip, tiny_qwen_dir, {"REPIC_UPLOAD__MAX_BYTES": str(MAX_BYTES)}
+    )
+    keys = create_users(env, "py", "ts")
     files = root / "images"
     files.mkdir()
     for seed, name in enumerate(("a.jpg", "b.jpg", "c.jpg"), start=1):
         (files / name).write_bytes(images.pattern(seed))
     (files / "too-big.jpg").write_bytes(images.pattern(9) + b"\0" * MAX_BYTES)
     (files / "notes.txt").write_bytes(b"shopping list: socks, tennis balls\n")
-    port = free_port()
-    log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [BIN / "uvicorn", "--factory", "app.main:create_app", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not come up: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Live(url=url, keys=keys, images=files)
-    finally:
-        process.terminate()
-        process.wait(30)
+    with running_server(env, root / "server.log") as server:
+        yield Live(url=server.url, keys=keys, images=files)
 
 
 def _photo(live: Live, name: str, mime: str = "image/jpeg") -> File:

@@ -13,8 +13,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from model.prompt import SYSTEM_PROMPT
-from tests.qwen_fixtures import tiny_qwen_dir, tiny_qwen_processor
-from tests.training_helpers import make_concept_database
+from tests.helpers.qwen import tiny_qwen_dir, tiny_qwen_processor
+from tests.helpers.training import make_concept_database
 from training.cli import train_app
 from training.concepts import (
     ConceptDatabaseError,

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from model.vlm.transformers_backend import TransformersBackend
-from tests.qwen_fixtures import demos, solid_image, tiny_qwen_dir
-from tests.training_helpers import make_concept_database
+from tests.helpers.qwen import demos, solid_image, tiny_qwen_dir
+from tests.helpers.training import make_concept_database
 from training.concepts import load_concepts
 from training.config import RunConfig
 from training.data import DataConfig, build_dataset, read_rows

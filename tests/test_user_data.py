@@ -15,9 +15,8 @@ from typer.testing import CliRunner
 from app.blob_gc import sweep_blobs
 from app.cli import cli
 from app.settings import Settings
-from tests import images
-from tests.conftest import UserClient, admin_headers
-from tests.test_concepts_api import assert_problem, create
+from tests.helpers import images
+from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ second vLLM start (about a minute on two cores) and is opt-in: `pytest -m fleet`
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -27,11 +27,10 @@ from fastapi import FastAPI
 
 from app.services.captioning import cache_salt
 from store.repositories import UserRepository
-from tests import images
-from tests.conftest import UserClient, _user
-from tests.s3_fixtures import free_port
-from tests.test_caption_api import caption
-from tests.vllm_fixtures import VLLMServer, start_vllm_server
+from tests.helpers import images
+from tests.helpers.api import UserClient, caption, new_user
+from tests.helpers.server import free_port, start_process, wait_until_answers
+from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 
@@ -63,34 +62,26 @@ def start_router(workers: list[VLLMServer], work_dir: Path) -> Router:
     port = free_port()
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / f"router-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                str(ROUTER),
-                "--host", "127.0.0.1",
-                "--port", str(port),
-                "--policy", "consistent_hash",
-                "--worker-urls", *[w.root_url for w in workers],
-                "--prometheus-host", "127.0.0.1",
-                "--prometheus-port", str(free_port()),
-                "--health-check-interval-secs", "1",
-                "--health-failure-threshold", "1",
-                "--log-level", "debug",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    argv = [
+        str(ROUTER),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--policy", "consistent_hash",
+        "--worker-urls", *[w.root_url for w in workers],
+        "--prometheus-host", "127.0.0.1",
+        "--prometheus-port", str(free_port()),
+        "--health-check-interval-secs", "1",
+        "--health-failure-threshold", "1",
+        "--log-level", "debug",
+    ]  # fmt: skip
+    process = start_process(argv, dict(os.environ), log).process
     router = Router(f"http://127.0.0.1:{port}", log, process)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"vllm-router exited: {log.read_text(errors='replace')[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{router.url}/health", timeout=1).status_code == 200:
-                return router
-        time.sleep(0.3)
-    router.stop()
-    pytest.fail(f"vllm-router did not come up: {log.read_text(errors='replace')[-3000:]}")
+    try:
+        wait_until_answers(process, f"{router.url}/health", log, what="vllm-router", timeout_s=60)
+    except BaseException:
+        router.stop()
+        raise
+    return router
 
 
 def served(server: VLLMServer) -> float:
@@ -183,7 +174,7 @@ class TestTwoBackends:
     async def test_one_user_one_backend_both_serve_and_one_stopped_is_survived(
         self, anon: httpx.AsyncClient, router: Router, fleet: list[VLLMServer]
     ) -> None:
-        users = [await _user(anon, f"user{n}") for n in range(USERS)]
+        users = [await new_user(anon, f"user{n}") for n in range(USERS)]
         landed: dict[str, list[int]] = {u.name: [] for u in users}
         for r in range(REQUESTS_PER_USER):
             for n, user in enumerate(users):

@@ -16,14 +16,14 @@ from model.prompt import Demo, RepicPrompt, build_repic_messages
 from model.vlm.base import VLMBadRequest, VLMUnavailable
 from model.vlm.messages import count_prompt_tokens
 from model.vlm.openai_backend import OpenAIBackend, to_openai_messages
-from tests.qwen_fixtures import (  # noqa: F401 - fixtures
+from tests.helpers.qwen import (  # noqa: F401 - fixtures
     demos,
     solid_image,
     tiny_qwen_dir,
     tiny_qwen_processor,
     with_pixel_budget,
 )
-from tests.vllm_fixtures import VLLMServer, start_vllm_server
+from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 

@@ -17,7 +17,7 @@ import pytest
 from model.prompt import RepicPrompt, build_repic_messages
 from model.vlm.base import VLMBadRequest, VLMTimeout, VLMUnavailable
 from model.vlm.openai_backend import OpenAIBackend, server_root, to_openai_messages
-from tests.qwen_fixtures import demos, solid_image
+from tests.helpers.qwen import demos, solid_image
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -19,7 +19,7 @@ from model.tiny.qwen import RANDOM_WEIGHTS_LABEL, build_tiny_qwen25vl
 from model.vlm.base import VLMTimeout, VLMUnavailable
 from model.vlm.messages import count_prompt_tokens
 from model.vlm.transformers_backend import LoadState, TransformersBackend
-from tests.qwen_fixtures import (
+from tests.helpers.qwen import (
     demos,
     solid_image,
     tiny_qwen_dir,

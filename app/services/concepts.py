@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,39 +107,23 @@ class ConceptService:
     ) -> Concept:
         clean = _valid_name(name)
         shown = _valid_display_name(display_name, clean)
-        unique = _unique(images)
-        vectors, embedder_id = self._embed(unique)
-        written = self._write_blobs(unique)
+
+        def new_concept(repo: ConceptRepository) -> Concept:
+            if repo.by_name_key(user_id, name_key(clean)) is not None:
+                raise _name_taken(clean)
+            return repo.create(
+                user_id,
+                name=clean,
+                name_key=name_key(clean),
+                info=info,
+                category=category or None,
+                display_name=shown,
+            )
+
         try:
-            with transaction(self.rt.sessions) as session:
-                self._claim_blobs(session, unique, written)
-                repo = ConceptRepository(session)
-                if repo.by_name_key(user_id, name_key(clean)) is not None:
-                    raise _name_taken(clean)
-                _check_quota(self.rt, repo.usage(user_id), unique, new_concept=True)
-                concept = repo.create(
-                    user_id,
-                    name=clean,
-                    name_key=name_key(clean),
-                    info=info,
-                    category=category or None,
-                    display_name=shown,
-                )
-                rows = [
-                    repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
-                    for img, stored, vec in zip(unique, written, vectors, strict=True)
-                ]
-                version = UserRepository(session).bump_index_version(user_id)
+            return self._store_images(user_id, _unique(images), new_concept, new_concept=True)
         except IntegrityError as exc:
-            self._abandon(_keys(written))
             raise _name_taken(clean) from exc
-        except BaseException:
-            self._abandon(_keys(written))
-            raise
-        self.rt.vectors.added(
-            user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
-        )
-        return concept
 
     def update(self, user_id: int, concept_id: int, patch: ConceptUpdate) -> Concept:
         try:
@@ -190,17 +174,31 @@ class ConceptService:
             )
         if not fresh:
             return self.get(user_id, concept_id)
-        vectors, embedder_id = self._embed(fresh)
-        written = self._write_blobs(fresh)
+        return self._store_images(
+            user_id, fresh, lambda repo: self._owned(repo, user_id, concept_id), new_concept=False
+        )
+
+    def _store_images(
+        self,
+        user_id: int,
+        images: Sequence[NormalizedImage],
+        concept_of: Callable[[ConceptRepository], Concept],
+        *,
+        new_concept: bool,
+    ) -> Concept:
+        """The write of new photos (see the module's docstring), for a new concept or an
+        existing one: ``concept_of`` gives the concept inside the transaction."""
+        vectors, embedder_id = self._embed(images)
+        written = self._write_blobs(images)
         try:
             with transaction(self.rt.sessions) as session:
-                self._claim_blobs(session, fresh, written)
+                self._claim_blobs(session, images, written)
                 repo = ConceptRepository(session)
-                concept = self._owned(repo, user_id, concept_id)
-                _check_quota(self.rt, repo.usage(user_id), fresh, new_concept=False)
+                concept = concept_of(repo)
+                _check_quota(self.rt, repo.usage(user_id), images, new_concept=new_concept)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
-                    for img, stored, vec in zip(fresh, written, vectors, strict=True)
+                    for img, stored, vec in zip(images, written, vectors, strict=True)
                 ]
                 version = UserRepository(session).bump_index_version(user_id)
         except BaseException:

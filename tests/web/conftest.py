@@ -8,22 +8,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from model.tiny.clip import TinyClip
-from tests.test_e2e_server import free_port
+from tests.helpers.server import create_users, running_server, tiny_model_env
 from tests.web.photos import scene
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SHOTS = ROOT / "var" / "ui-screenshots"
 MAX_BYTES = 200_000
 
@@ -57,54 +53,18 @@ def live(
     if not (ROOT / "app" / "ui_dist" / "index.html").is_file():
         pytest.fail("the web UI is not built: run `make web` (make test builds it)")
     root = tmp_path_factory.mktemp("web")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "REPIC_DATABASE_URL": f"sqlite:///{root / 'repic.db'}",
-        "REPIC_DATA_DIR": str(root / "data"),
-        "REPIC_EMBEDDER__MODEL": str(tiny_clip.config_path),
-        "REPIC_EMBEDDER__PRETRAINED": str(tiny_clip.checkpoint_path),
-        "REPIC_VLM__BACKEND": "transformers",
-        "REPIC_VLM__MODEL": str(tiny_qwen_dir),
-        "REPIC_VLM__MAX_TOKENS": "8",
-        "REPIC_RETRIEVAL__MIN_SCORE": "-1",
-        "REPIC_UPLOAD__MAX_BYTES": str(MAX_BYTES),
-    }
-    subprocess.run([BIN / "repic", "db", "upgrade"], env=env, check=True, capture_output=True)
-    out = subprocess.run(
-        [BIN / "repic", "users", "create", "ada"], env=env, check=True, capture_output=True
+    env = tiny_model_env(
+        root, tiny_clip, tiny_qwen_dir, {"REPIC_UPLOAD__MAX_BYTES": str(MAX_BYTES)}
     )
-    key = out.stdout.decode().strip().splitlines()[-1]
+    key = create_users(env, "ada")["ada"]
     photos = root / "photos"
     photos.mkdir()
     for seed in range(1, 9):
         (photos / f"photo-{seed}.jpg").write_bytes(scene(seed))
     (photos / "too-big.jpg").write_bytes(scene(9) + b"\0" * MAX_BYTES)
     (photos / "notes.txt").write_bytes(b"shopping list: socks, tennis balls\n")
-    port = free_port()
-    log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [BIN / "uvicorn", "--factory", "app.main:create_app", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not come up: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Live(url=url, key=key, photos=photos)
-    finally:
-        process.terminate()
-        process.wait(30)
+    with running_server(env, root / "server.log") as server:
+        yield Live(url=server.url, key=key, photos=photos)
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests import images
+from tests.helpers import images
+from tests.helpers.server import BIN, Process, start_process
+
+
+def service_env(root: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The service's environment for job tests: SQLite and data under ``root``, then ``extra``."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "REPIC_DATABASE_URL": f"sqlite:///{root / 'repic.db'}",
+        "REPIC_DATA_DIR": str(root / "data"),
+        "REPIC_RETRIEVAL__MIN_SCORE": "-1",
+        "REPIC_LOG_FORMAT": "text",
+        "REPIC_PRELOAD_MODELS": "false",
+        # The tests poll progress faster than a person would.
+        "REPIC_QUOTA__REQUESTS_PER_MINUTE": "100000",
+        "REPIC_QUOTA__REQUEST_BURST": "10000",
+        **extra,
+    }
+
+
+def start_worker(env: dict[str, str], log: Path) -> Process:
+    """`repic worker` in a subprocess."""
+    return start_process([BIN / "repic", "worker"], env, log)
 
 
 def album(count: int, *, seed: int = 100) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -1,6 +1,6 @@
 """Shared Qwen2.5-VL test material: the tiny random-weight checkpoint, built once per session.
 
-Import the fixtures into a test module (``from tests.qwen_fixtures import tiny_qwen_dir``) or
+Import the fixtures into a test module (``from tests.helpers.qwen import tiny_qwen_dir``) or
 list this module in ``pytest_plugins``.
 """
 

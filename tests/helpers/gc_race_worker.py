@@ -15,7 +15,7 @@ from app.runtime import build_runtime
 from app.services.concepts import ConceptService
 from app.settings import Settings
 from model.images import normalize_image
-from tests import images
+from tests.helpers import images
 
 FIRST_SEED = 5000
 

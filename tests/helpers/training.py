@@ -3,7 +3,7 @@
 Each concept is a coloured shape with its own texture on its own background colour; its photos
 differ in position, size and rotation. Run as a script to write one::
 
-    python -m tests.training_helpers OUT_DIR --concepts 30 --images 3
+    python -m tests.helpers.training OUT_DIR --concepts 30 --images 3
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ boundary data, and stateful sequences along the links it infers (POST /concepts 
 
 Two passes so that the admin pass, which may revoke keys and delete users, runs after the user
 pass instead of locking it out midway: user routes with a user's key, then `/admin/` with the
-admin token. `python -m tests.fuzz --max-examples 1000` is the large run (`make fuzz`)."""
+admin token. `python -m tests.helpers.fuzz --max-examples 1000` is the large run (`make fuzz`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests import images
-from tests.live_server import BIN, LiveServer, live_server, prepare, server_env
+from tests.helpers import images
+from tests.helpers.live_server import BIN, LiveServer, live_server, prepare, server_env
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
 SEED = 20261201

@@ -6,19 +6,17 @@ One server serves the whole session (:func:`s3_server`); every test gets its own
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.helpers.server import free_port, start_process, wait_until_answers
 
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"
@@ -62,37 +60,29 @@ class S3Server:
         }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_s3_server(log_dir: Path, port: int | None = None) -> S3Server:
     """Start moto's S3 server on 127.0.0.1 and wait until it answers."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"moto-{port}.log"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
+    started = start_process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, log_path
+    )
+    server = S3Server(f"http://127.0.0.1:{port}", started.process, log_path)
+    try:
+        wait_until_answers(
+            started.process,
+            f"{server.endpoint_url}/moto-api/",
+            log_path,
+            what="moto server",
+            timeout_s=STARTUP_TIMEOUT_S,
+            accept=lambda status: status < 500,
         )
-    server = S3Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"moto server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.endpoint_url}/moto-api/", timeout=1).status_code < 500:
-                return server
-        time.sleep(0.2)
-    server.stop()
-    pytest.fail(f"moto server did not start in {STARTUP_TIMEOUT_S:.0f} s")
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def make_bucket(server: S3Server) -> str:

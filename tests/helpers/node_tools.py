@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-TS = Path(__file__).resolve().parents[1] / "clients" / "typescript"
+TS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 
 
 def node_tool(name: str) -> Path:

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.live_server import free_port
+from tests.helpers.server import free_port
 
 
 def _bin(name: str) -> str:
