@@ -194,8 +194,9 @@ class ConceptService:
             with transaction(self.rt.sessions) as session:
                 self._claim_blobs(session, images, written)
                 repo = ConceptRepository(session)
+                usage = repo.usage(user_id)  # before a new concept's row exists
                 concept = concept_of(repo)
-                _check_quota(self.rt, repo.usage(user_id), images, new_concept=new_concept)
+                _check_quota(self.rt, usage, images, new_concept=new_concept)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
                     for img, stored, vec in zip(images, written, vectors, strict=True)
