@@ -122,9 +122,9 @@ def _import_one(
     concept: SourceConcept,
     read: list[tuple[str, NormalizedImage]],
 ) -> tuple[str, int]:
-    from app.errors import ProblemError
     from app.names import InvalidName, name_key, normalize_name
     from app.schemas import ConceptUpdate
+    from app.services.errors import DomainError
     from store.repositories import ConceptRepository
 
     if not read:
@@ -160,7 +160,7 @@ def _import_one(
             service.add_images(owner, existing.id, fresh)
             changes.append("images added")
         return ", ".join(changes) or "unchanged", len({p.sha256 for p in fresh})
-    except ProblemError as exc:
+    except DomainError as exc:
         return f"skipped: {exc.detail}", 0
 
 
@@ -266,9 +266,9 @@ def delete_concept(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone")] = False,
 ) -> None:
     """Delete one of USER's concepts with its photos and vectors."""
-    from app.errors import ProblemError
     from app.names import InvalidName, name_key, normalize_name
     from app.services.concepts import ConceptService
+    from app.services.errors import DomainError
     from store.repositories import ConceptRepository
 
     if not yes:
@@ -292,7 +292,7 @@ def delete_concept(
         raise typer.Exit(1)
     try:
         ConceptService(runtime).delete(owner, found[0])
-    except ProblemError as exc:
+    except DomainError as exc:
         err.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
     console.print(f"deleted <{found[1]}> (id {found[0]}) with {plural(found[2], 'photo')}")

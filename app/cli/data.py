@@ -130,8 +130,9 @@ def caption(
     ] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
-    from app.errors import ProblemError
+    from app.schemas import caption_public
     from app.services.captioning import CaptionRequest, CaptionService
+    from app.services.errors import DomainError
     from app.services.retrieval import RetrievalService
     from app.services.timings import Timings
     from model.images import ImageError
@@ -170,7 +171,7 @@ def caption(
     async def run() -> None:
         try:
             result = await CaptionService(runtime).caption(owner, query, request, timings)
-        except ProblemError as exc:
+        except DomainError as exc:
             err.print(f"[red]error:[/red] {exc.detail}")
             raise typer.Exit(1) from exc
         finally:
@@ -178,7 +179,7 @@ def caption(
         # The whole command but the interpreter's start: loading the models is part of it.
         timings.ms["total"] = (time.perf_counter() - start) * 1000
         if as_json:
-            console.print_json(result.public().model_dump_json())
+            console.print_json(caption_public(result).model_dump_json())
         else:
             used = ", ".join(f"<{m.concept.name}>" for m in result.used) or "none"
             err.print(f"concepts used: {used}")
