@@ -20,6 +20,7 @@ from app.schemas import (
     RetrievedConceptPublic,
 )
 from app.services.captioning import CaptionRequest, CaptionService
+from app.services.history import HistoryService
 from app.services.retrieval import RetrievalService
 from app.services.streaming import EVENT_STREAM, StreamingCaptionService
 from app.services.timings import Timings
@@ -102,7 +103,7 @@ async def retrieve(
     "",
     response_model=CaptionPublic,
     responses={
-        **problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
+        **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 502, 503, 504),
         200: {
             "description": "The caption; with `stream=true`, Server-Sent Events: `delta` "
             '(`{"text": ...}`) as the model writes, then `result` (this JSON body) or '
@@ -120,6 +121,7 @@ async def retrieve(
                 "max_tokens",
                 "prompt_style",
                 "stream",
+                "keep",
             )
         )
     ],
@@ -151,8 +153,17 @@ async def caption(
     stream: Annotated[
         bool, Form(description="Answer `text/event-stream`: the caption as it is written.")
     ] = False,
+    keep: Annotated[
+        bool | None,
+        Form(
+            description="Keep this caption and its photo for corrections (`GET /captions`); "
+            "omitted: your `keep_captions` setting (off unless you turned it on)."
+        ),
+    ] = None,
 ) -> CaptionPublic | Response:
-    """A caption of the photo that names your concepts (retrieved, or the ones you name)."""
+    """A caption of the photo that names your concepts (retrieved, or the ones you name).
+
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`."""
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
     query = await _query(runtime, image, timings)
@@ -165,11 +176,20 @@ async def caption(
         max_tokens=max_tokens,
         style=prompt_style,
     )
+    history = HistoryService(runtime)
+    keeping = keep if keep is not None else await runtime.run(history.keeps, user.id)
+
+    async def finish(body: CaptionPublic) -> CaptionPublic:
+        if not keeping:
+            return body
+        kept = await runtime.run(history.keep, user.id, query.vlm, request, body)
+        return body.model_copy(update={"history_id": kept})
+
     if stream:
         events = await StreamingCaptionService(runtime).caption_events(
-            user.id, query, request, timings, start
+            user.id, query, request, timings, start, finish
         )
         return StreamingResponse(events, media_type=EVENT_STREAM)
     result = await CaptionService(runtime).caption(user.id, query, request, timings)
     timings.ms["total"] = (time.perf_counter() - start) * 1000
-    return result.public()
+    return await finish(result.public())

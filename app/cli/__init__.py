@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from app.cli.accounts import db_cli, keys_cli, users_cli
+from app.cli.captions import captions_cli
 from app.cli.data import caption, concepts_cli, derivatives, reindex
 from app.cli.dev import dev_cli
 from app.cli.jobs import caption_album, worker
@@ -44,6 +45,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(concepts_cli, name="concepts")
+cli.add_typer(captions_cli, name="captions")
 cli.add_typer(dev_cli, name="dev")
 cli.command("reindex")(reindex)
 cli.command("caption")(caption)

@@ -17,10 +17,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import cast
 
 from app.problems import ProblemError
+from app.schemas import CaptionPublic
 from app.services.captioning import (
     CaptionRequest,
     CaptionResult,
@@ -48,9 +49,16 @@ def sse(event: str, data: str) -> bytes:
 
 class StreamingCaptionService(CaptionService):
     async def caption_events(
-        self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings, start: float
+        self,
+        user_id: int,
+        query: QueryPhoto,
+        req: CaptionRequest,
+        timings: Timings,
+        start: float,
+        finish: Callable[[CaptionPublic], Awaitable[CaptionPublic]] | None = None,
     ) -> AsyncIterator[bytes]:
-        """Prepare the prompt (problems raise here), then return the event stream."""
+        """Prepare the prompt (problems raise here), then return the event stream; ``finish``
+        (keeping the caption) turns the result into the body of the ``result`` event."""
         vlm = self.rt.vlm
         if not isinstance(vlm, StreamingVLM):
             raise ProblemError(
@@ -100,6 +108,13 @@ class StreamingCaptionService(CaptionService):
                 model=public_model_name(self.rt.settings),
                 timings_ms=timings.ms,
             )
-            yield sse("result", result.public().model_dump_json())
+            body = result.public()
+            if finish is not None:
+                try:
+                    body = await finish(body)
+                except ProblemError as exc:
+                    yield sse("problem", problem_json(exc))
+                    return
+            yield sse("result", body.model_dump_json())
 
         return events()
