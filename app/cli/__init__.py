@@ -22,6 +22,10 @@ _LAZY = {
     "train": ("training.cli", "train_app", "RePIC post-training (GRPO) recipe."),
 }
 
+# Service commands mounted into a lazy group when it loads (they read the database, which the
+# training package itself never touches).
+_LAZY_EXTRAS = {"train": {"export-feedback": ("app.cli.feedback", "export_feedback")}}
+
 
 class _LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
@@ -34,6 +38,11 @@ class _LazyGroup(TyperGroup):
             module, attr, text = _LAZY[args[0]]
             group = typer.main.get_command(getattr(importlib.import_module(module), attr))
             group.name, group.help = args[0], text
+            assert isinstance(group, TyperGroup)
+            for command_name, (extra_module, extra_attr) in _LAZY_EXTRAS.get(args[0], {}).items():
+                single = typer.Typer()
+                single.command()(getattr(importlib.import_module(extra_module), extra_attr))
+                group.add_command(typer.main.get_command(single), command_name)
             self.commands[args[0]] = group
         return super().resolve_command(ctx, args)
 

@@ -32,11 +32,7 @@ def list_captions(
             continue
         mark = " [corrected]" if row.feedback is not None else ""
         names = ", ".join(f"<{c.name}>" for c in row.concepts_mentioned) or "-"
-        console.print(
-            f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{names}\t{row.caption!r}{mark}",
-            markup=False,
-            highlight=False,
-        )
+        typer.echo(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{names}\t{row.caption!r}{mark}")
     if not as_json:
         err.print(f"{len(rows)} of {count} kept caption(s)")
 
