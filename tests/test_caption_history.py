@@ -23,6 +23,7 @@ from store.db import transaction
 from store.gc import record_unreferenced
 from tests import images
 from tests.conftest import UserClient
+from tests.job_helpers import parse_events
 from tests.test_concepts_api import assert_problem, create
 
 
@@ -230,3 +231,17 @@ async def test_retention_expires_kept_captions_and_their_photos(
     assert not blobs.exists(keys[old["id"]])
     assert blobs.exists(keys[young["id"]])
     assert (await alice.client.get(f"/captions/{young['id']}/image")).status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", [{"quota": {"photos": 1}}])
+async def test_a_streamed_caption_is_kept_too_or_ends_with_the_quota_problem(
+    alice: UserClient,
+) -> None:
+    resp = await caption(alice, images.pattern(1), stream="true", keep="true")
+    kind, result = parse_events(resp.text)[-1]
+    assert kind == "result" and result["history_id"] is not None
+    got = await alice.client.get(f"/captions/{result['history_id']}")
+    assert got.json()["caption"] == result["caption"]
+    over = await caption(alice, images.pattern(2), stream="true", keep="true")
+    kind, problem = parse_events(over.text)[-1]
+    assert kind == "problem" and problem["type"] == "urn:repic:problem:quota-exceeded"
