@@ -29,6 +29,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 class CurrentUserInfo:
     id: int
     name: str
+    #: The user's opt-in to caption history, read with the key (no extra database round trip).
+    keep_captions: bool = False
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -53,7 +55,7 @@ def current_user(
     if user is None:
         raise _unauthorized("The API key is unknown or revoked; ask for a new one.")
     runtime.rate_limiter.check(user.id)
-    return CurrentUserInfo(id=user.id, name=user.name)
+    return CurrentUserInfo(id=user.id, name=user.name, keep_captions=user.keep_captions)
 
 
 CurrentUser = Annotated[CurrentUserInfo, Depends(current_user)]

@@ -177,7 +177,7 @@ async def caption(
         style=prompt_style,
     )
     history = HistoryService(runtime)
-    keeping = keep if keep is not None else await runtime.run(history.keeps, user.id)
+    keeping = user.keep_captions if keep is None else keep
 
     async def finish(body: CaptionPublic) -> CaptionPublic:
         if not keeping:
