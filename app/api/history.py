@@ -34,7 +34,11 @@ async def get_history_settings(runtime: RuntimeDep, user: CurrentUser) -> Histor
     return HistorySettingsPublic(keep_captions=keeps)
 
 
-@router.put("/settings", response_model=HistorySettingsPublic, responses=_ONE)
+@router.put(
+    "/settings",
+    response_model=HistorySettingsPublic,
+    responses=problem_responses(400, 401, 422, 429),
+)
 async def update_history_settings(
     runtime: RuntimeDep, user: CurrentUser, body: HistorySettingsPublic
 ) -> HistorySettingsPublic:

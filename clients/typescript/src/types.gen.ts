@@ -1720,13 +1720,13 @@ export type UpdateHistorySettingsData = {
 
 export type UpdateHistorySettingsErrors = {
     /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
      * Unauthorized
      */
     401: Problem;
-    /**
-     * Not Found
-     */
-    404: Problem;
     /**
      * Content Too Large
      */
