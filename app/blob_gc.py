@@ -17,7 +17,15 @@ def sweep_blobs(
 ) -> SweepReport:
     """One sweep with the configured grace period (or ``grace_s``)."""
     grace = runtime.settings.storage.gc_grace_s if grace_s is None else grace_s
-    report = sweep(runtime.sessions, runtime.blobs, timedelta(seconds=grace), orphans=orphans)
+    report = sweep(
+        runtime.sessions,
+        runtime.blobs,
+        timedelta(seconds=grace),
+        orphans=orphans,
+        caption_retention=timedelta(days=runtime.settings.history.retention_days),
+    )
+    if report.captions_expired:
+        log.info("caption history: %d kept caption(s) expired", report.captions_expired)
     if report.deleted or report.orphans_found or report.temporaries_removed or report.failed:
         log.info(
             "blob sweep: %d deleted, %d still referenced, %d orphans found, %d temporaries "

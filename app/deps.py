@@ -76,6 +76,8 @@ JobServiceDep = Annotated[JobService, Depends(job_service)]
 class CurrentUserInfo:
     id: int
     name: str
+    #: The user's opt-in to caption history, read with the key (no extra database round trip).
+    keep_captions: bool = False
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -100,7 +102,7 @@ def current_user(
     if user is None:
         raise _unauthorized("The API key is unknown or revoked; ask for a new one.")
     runtime.rate_limiter.check(user.id)
-    return CurrentUserInfo(id=user.id, name=user.name)
+    return CurrentUserInfo(id=user.id, name=user.name, keep_captions=user.keep_captions)
 
 
 CurrentUser = Annotated[CurrentUserInfo, Depends(current_user)]

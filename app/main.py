@@ -11,7 +11,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import admin, captions, concepts, health, jobs
+from app.api import admin, captions, concepts, health, history, jobs
 from app.blob_gc import periodic_sweep
 from app.docs import install_docs
 from app.limits import BodySizeLimitMiddleware
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         concepts.router,
         captions.retrieve_router,
         captions.caption_router,
+        history.router,
         jobs.router,
         admin.router,
     ):

@@ -186,6 +186,11 @@ class CaptionPublic(BaseModel):
     timings_ms: dict[str, float] = Field(
         description="decode, embed, search, prompt, vlm and total, in milliseconds."
     )
+    history_id: int | None = Field(
+        None,
+        description="Id of the kept caption (`GET /captions/{id}`) when it was kept (your "
+        "`keep_captions` setting or the request's `keep`); null otherwise.",
+    )
 
 
 def caption_public(result: CaptionResult) -> CaptionPublic:

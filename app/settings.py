@@ -194,6 +194,15 @@ class JobSettings(BaseModel):
     poll_s: float = Field(1.0, gt=0, le=60, description="Idle worker's wait between looks.")
 
 
+class HistorySettings(BaseModel):
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Kept captions (for users who opted in) are deleted after this many days, "
+        "by the blob sweep (`repic gc` or REPIC_STORAGE__GC_INTERVAL_S).",
+    )
+
+
 class StorageSettings(BaseModel):
     backend: Literal["local", "s3"] = Field(
         "local",
@@ -291,6 +300,7 @@ class Settings(BaseSettings):
     vlm: VLMSettings = Field(default_factory=VLMSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.blobs import BlobError, BlobStore, sha_of
+from store.captions import CaptionRecord, CaptionRepository
 from store.db import transaction
 from store.models import BlobGarbage, ConceptImage
 
@@ -47,6 +48,7 @@ class SweepReport:
     orphans_found: int = 0
     temporaries_removed: int = 0
     failed: int = 0
+    captions_expired: int = 0
 
 
 def lock_blobs(session: Session, shas: Iterable[str]) -> None:
@@ -107,12 +109,20 @@ def sweep(
     grace: timedelta,
     *,
     orphans: bool = True,
+    caption_retention: timedelta | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SweepReport:
     """Delete blobs unreferenced for longer than ``grace``; with ``orphans``, first list the
-    store for unreferenced blobs and stale temporaries older than ``grace``."""
+    store for unreferenced blobs and stale temporaries older than ``grace``. With
+    ``caption_retention``, kept captions older than that are deleted first and their photos
+    enter the grace period like any other unreferenced blob."""
     report = SweepReport()
     cutoff = now() - grace
+    if caption_retention is not None:
+        with transaction(sessions) as session:
+            keys = CaptionRepository(session).expire(now() - caption_retention)
+            record_unreferenced(session, keys)
+            report.captions_expired = len(keys)
     if orphans:
         report.temporaries_removed = blobs.remove_stale_temporaries(cutoff)
         report.orphans_found = _record_orphans(sessions, blobs, cutoff)
@@ -148,6 +158,8 @@ def _sweep_one(
             select(func.count())
             .select_from(ConceptImage)
             .where(_references(ConceptImage.sha256 == sha, [record.blob_key]))
+        ) or session.scalar(
+            select(func.count()).select_from(CaptionRecord).where(CaptionRecord.sha256 == sha)
         )
         if not refs:
             # Deleted while the lock is held, so no upload of these bytes commits in between.
@@ -192,5 +204,7 @@ def _referenced_or_recorded(session: Session, keys: Sequence[str]) -> set[str]:
     ).all()
     wanted = set(keys)
     referenced = {sha_of(k) for row in rows for k in row if k is not None and k in wanted}
+    kept = session.scalars(select(CaptionRecord.sha256).where(CaptionRecord.sha256.in_(shas)))
+    referenced |= set(kept)
     recorded = session.scalars(select(BlobGarbage.sha256).where(BlobGarbage.sha256.in_(shas)))
     return referenced | set(recorded)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -63,6 +64,8 @@ class User(Base):
     #: Bumped in the same transaction as every change to the user's vectors; the FAISS index
     #: files record the version they were written at, so a stale file is detected and rebuilt.
     index_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Keep every caption (photo, options, result) for corrections; off unless the user opts in.
+    keep_captions: Mapped[bool] = mapped_column(Boolean, default=False)
 
     keys: Mapped[list[ApiKey]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -162,4 +165,5 @@ class BlobGarbage(Base):
 
 # The job tables live in their own module; importing it here puts them on ``Base.metadata``
 # wherever the models are loaded (Alembic's comparison included).
+from store import captions as _captions  # noqa: E402, F401
 from store import jobs as _jobs  # noqa: E402, F401

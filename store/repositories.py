@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, defer, raiseload
 
+from store.captions import CaptionRecord, CaptionRepository
 from store.models import ApiKey, Concept, ConceptImage, User
 
 if TYPE_CHECKING:  # numpy loads where vectors are decoded, not for account commands
@@ -114,7 +115,9 @@ class UserRepository:
         )
 
     def delete(self, user: User) -> None:
-        """Delete ``user`` with keys, concepts, images and vectors (the caller commits)."""
+        """Delete ``user`` with keys, concepts, images, vectors and kept captions (the caller
+        commits)."""
+        self.session.execute(delete(CaptionRecord).where(CaptionRecord.user_id == user.id))
         self.session.execute(delete(ConceptImage).where(ConceptImage.user_id == user.id))
         self.session.execute(delete(Concept).where(Concept.user_id == user.id))
         self.session.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
@@ -276,7 +279,8 @@ class ConceptRepository:
         return {r.id: r for r in rows}
 
     def usage(self, user_id: int) -> Usage:
-        """The user's concept and photo counts and stored photo bytes."""
+        """The user's concept count, photo count and stored photo bytes (reference photos and
+        kept caption photos)."""
         concepts = self.session.scalar(
             select(func.count()).select_from(Concept).where(Concept.user_id == user_id)
         )
@@ -285,7 +289,13 @@ class ConceptRepository:
                 ConceptImage.user_id == user_id
             )
         ).one()
-        return Usage(concepts=concepts or 0, photos=int(photos), stored_bytes=int(stored or 0))
+        # Kept caption photos share the photo and byte quotas with reference photos.
+        kept, kept_bytes = CaptionRepository(self.session).usage(user_id)
+        return Usage(
+            concepts=concepts or 0,
+            photos=int(photos) + kept,
+            stored_bytes=int(stored or 0) + kept_bytes,
+        )
 
     def blob_keys_of_user(self, user_id: int) -> list[str]:
         """The blob keys of every image of the user: photos, demonstration images, thumbnails."""

@@ -18,11 +18,13 @@ import torch
 from safetensors.torch import load_file
 
 from model.vlm.transformers_backend import TransformersBackend
+from tests.helpers import images
 from tests.helpers.qwen import demos, solid_image, tiny_qwen_dir
 from tests.helpers.training import make_concept_database
 from training.concepts import load_concepts
 from training.config import RunConfig
 from training.data import DataConfig, build_dataset, read_rows
+from training.feedback import FeedbackCase, FeedbackConcept, export_feedback
 from training.grpo import (
     REWARD_LOG_FILE,
     check_only_language_model_trains,
@@ -173,3 +175,41 @@ async def test_merged_model_captions_through_the_backend(run: SimpleNamespace) -
     assert isinstance(generation.text, str)
     assert generation.completion_tokens is not None and 1 <= generation.completion_tokens <= 4
     assert generation.prompt_tokens is not None and generation.prompt_tokens > 20
+
+
+def test_two_grpo_steps_on_samples_exported_from_corrections(
+    tiny_qwen_dir: Path, tmp_path: Path
+) -> None:
+    # What `repic train export-feedback` writes for a handful of corrections (the database
+    # side is tested in test_feedback_export.py): <mochi> confirmed and taught with a box,
+    # <bo> marked wrongly named.
+    mochi = FeedbackConcept("mochi", "a white cat", images.pattern(11, size=(96, 72)))
+    bo = FeedbackConcept("bo", "a corgi", images.pattern(12, size=(96, 72)))
+    cases = [
+        FeedbackCase("1", images.pattern(13, size=(96, 72)), present=[mochi], wrong=[bo]),
+        FeedbackCase("2", images.pattern(14, size=(96, 72)), boxes=[(mochi, [8, 8, 60, 50])]),
+    ]
+    manifest = export_feedback(cases, tmp_path / "data", image_side=112)
+    assert manifest["counts"] == {"oct": 2, "vlt": 1, "ict": 1}
+    config = RunConfig.model_validate(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "model": {"base": str(tiny_qwen_dir), "dtype": "float32", "max_pixels": 112 * 112},
+            "data": {"dir": str(tmp_path / "data")},
+            "lora": {"r": 4, "alpha": 8},
+            "grpo": {
+                "num_generations": 2,
+                "per_device_batch_size": 4,
+                "gradient_accumulation_steps": 1,
+                "max_steps": 2,
+                "max_completion_length": 6,
+                "bf16": False,
+                "gradient_checkpointing": False,
+            },
+        }
+    )
+    adapter = train_grpo(config, rewards=[*reward_functions(), dense_reward])
+    with (adapter / REWARD_LOG_FILE).open() as source:
+        rows = list(csv.DictReader(source))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(math.isfinite(float(r["loss"])) for r in rows)

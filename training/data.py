@@ -147,7 +147,7 @@ def build_dataset(concepts: Sequence[Concept], out_dir: Path, config: DataConfig
     with (out_dir / DATA_FILE).open("w", encoding="utf-8") as sink:
         for index, (task, positive) in enumerate(_schedule(config, rng)):
             sample = maker.make(task, positive)
-            row = _row(f"{task}-{index:05d}", sample, out_dir, config.prompt_style)
+            row = sample_row(f"{task}-{index:05d}", sample, out_dir, config.prompt_style)
             sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             rows.append(row)
     manifest = _manifest(rows, concepts, config, out_dir)
@@ -318,7 +318,8 @@ class _SampleMaker:
         return NormalizedImage(data=buf.getvalue(), width=img.width, height=img.height)
 
 
-def _row(row_id: str, sample: Sample, out_dir: Path, style: PromptStyle) -> dict[str, Any]:
+def sample_row(row_id: str, sample: Sample, out_dir: Path, style: PromptStyle) -> dict[str, Any]:
+    """One ``train.jsonl`` row of ``sample``; its images are written under ``out_dir``."""
     if style is PromptStyle.REFERENCE:
         images = [_store(img, out_dir) for img in sample.turn_images]
         prompt = sample.turn.messages()

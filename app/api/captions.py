@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
@@ -29,8 +29,9 @@ from app.schemas import (
     RetrievedConceptPublic,
     caption_public,
 )
-from app.services.captioning import CaptionRequest
+from app.services.captioning import CaptionRequest, CaptionResult
 from app.services.errors import DomainError
+from app.services.history import HistoryService
 from app.services.retrieval import RetrievalService
 from app.services.streaming import CaptionEvent
 from app.services.timings import Timings
@@ -57,8 +58,12 @@ def sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
-async def _sse(events: AsyncGenerator[CaptionEvent]) -> AsyncIterator[bytes]:
-    """The caption's events as Server-Sent Events: deltas, then the result or a problem."""
+async def _sse(
+    events: AsyncGenerator[CaptionEvent],
+    finish: Callable[[CaptionResult], Awaitable[CaptionPublic]],
+) -> AsyncIterator[bytes]:
+    """The caption's events as Server-Sent Events: deltas, then the result or a problem;
+    ``finish`` (keeping the caption when asked) makes the result event's body."""
     async with contextlib.aclosing(events):  # the client leaving closes the model's stream
         async for event in events:
             if isinstance(event, Delta):
@@ -66,7 +71,12 @@ async def _sse(events: AsyncGenerator[CaptionEvent]) -> AsyncIterator[bytes]:
             elif isinstance(event, DomainError):
                 yield sse("problem", problem_json(event))
             else:
-                yield sse("result", caption_public(event).model_dump_json())
+                try:
+                    body = await finish(event)
+                except DomainError as exc:
+                    yield sse("problem", problem_json(exc))
+                    return
+                yield sse("result", body.model_dump_json())
 
 
 async def _query(
@@ -135,7 +145,7 @@ async def retrieve(
     "",
     response_model=CaptionPublic,
     responses={
-        **problem_responses(400, 401, 404, 413, 415, 422, 429, 502, 503, 504),
+        **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 502, 503, 504),
         200: {
             "description": "The caption; with `stream=true`, Server-Sent Events: `delta` "
             '(`{"text": ...}`) as the model writes, then `result` (this JSON body) or '
@@ -153,6 +163,7 @@ async def retrieve(
                 "max_tokens",
                 "prompt_style",
                 "stream",
+                "keep",
             )
         )
     ],
@@ -187,8 +198,17 @@ async def caption(
     stream: Annotated[
         bool, Form(description="Answer `text/event-stream`: the caption as it is written.")
     ] = False,
+    keep: Annotated[
+        bool | None,
+        Form(
+            description="Keep this caption and its photo for corrections (`GET /captions`); "
+            "omitted: your `keep_captions` setting (off unless you turned it on)."
+        ),
+    ] = None,
 ) -> CaptionPublic | Response:
-    """A caption of the photo that names your concepts (retrieved, or the ones you name)."""
+    """A caption of the photo that names your concepts (retrieved, or the ones you name).
+
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`."""
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
     query = await _query(runtime, retrieval, image, timings)
@@ -201,9 +221,19 @@ async def caption(
         max_tokens=max_tokens,
         style=prompt_style,
     )
+    history = HistoryService(runtime)
+    keeping = user.keep_captions if keep is None else keep
+
+    async def finish(result: CaptionResult) -> CaptionPublic:
+        body = caption_public(result)
+        if not keeping:
+            return body
+        kept = await runtime.run(history.keep, user.id, query.vlm, request, result)
+        return body.model_copy(update={"history_id": kept})
+
     if stream:
         events = await streaming.caption_events(user.id, query, request, timings, start)
-        return StreamingResponse(_sse(events), media_type=EVENT_STREAM)
+        return StreamingResponse(_sse(events, finish), media_type=EVENT_STREAM)
     result = await captions.caption(user.id, query, request, timings)
     timings.ms["total"] = (time.perf_counter() - start) * 1000
-    return caption_public(result)
+    return await finish(result)

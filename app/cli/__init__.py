@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from app.cli.accounts import db_cli, keys_cli, users_cli
+from app.cli.captions import captions_cli
 from app.cli.concepts import concepts_cli
 from app.cli.data import caption, derivatives, reindex
 from app.cli.dev import dev_cli
@@ -21,6 +22,10 @@ _LAZY = {
     "eval": ("evaluation.cli", "eval_app", "Personal grounding and retrieval evaluation."),
     "train": ("training.cli", "train_app", "RePIC post-training (GRPO) recipe."),
 }
+
+# Service commands mounted into a lazy group when it loads (they read the database, which the
+# training package itself never touches).
+_LAZY_EXTRAS = {"train": {"export-feedback": ("app.cli.feedback", "export_feedback")}}
 
 
 def plain_switches(command: Any, ctx: Any) -> None:
@@ -45,6 +50,11 @@ class _LazyGroup(TyperGroup):
             module, attr, text = _LAZY[args[0]]
             group = typer.main.get_command(getattr(importlib.import_module(module), attr))
             group.name, group.help = args[0], text
+            assert isinstance(group, TyperGroup)
+            for command_name, (extra_module, extra_attr) in _LAZY_EXTRAS.get(args[0], {}).items():
+                single = typer.Typer()
+                single.command()(getattr(importlib.import_module(extra_module), extra_attr))
+                group.add_command(typer.main.get_command(single), command_name)
             self.commands[args[0]] = group
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None:
@@ -63,6 +73,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(concepts_cli, name="concepts")
+cli.add_typer(captions_cli, name="captions")
 cli.add_typer(dev_cli, name="dev")
 cli.command("reindex")(reindex)
 cli.command("caption")(caption)

@@ -39,7 +39,8 @@ def gc(
     console.print(
         f"deleted {report.deleted} blob(s); {report.still_referenced} referenced again; "
         f"{report.orphans_found} orphan(s) found; {report.temporaries_removed} temporary "
-        f"file(s) removed; {report.failed} failed"
+        f"file(s) removed; {report.failed} failed; {report.captions_expired} kept caption(s) "
+        "expired"
     )
     if report.failed:
         raise typer.Exit(1)

@@ -71,7 +71,7 @@ class ConceptService:
         try:
             data = self.rt.blobs.get(blob_key)
         except BlobError as exc:
-            raise _storage_problem(exc) from exc
+            raise storage_problem(exc) from exc
         return StoredImage(data=data, sha256=sha, mime=mime)
 
     def thumbnail(self, user_id: int, concept_id: int, image_id: int) -> StoredImage:
@@ -89,7 +89,7 @@ class ConceptService:
                 log.warning("image %s has no stored thumbnail; run `repic derivatives`", image_id)
                 data = self._derive(NormalizedImage(self.rt.blobs.get(blob_key), *size))[1]
         except BlobError as exc:
-            raise _storage_problem(exc) from exc
+            raise storage_problem(exc) from exc
         thumb = NormalizedImage(data, 0, 0)
         return StoredImage(data=data, sha256=thumb.sha256, mime=thumb.mime)
 
@@ -195,7 +195,7 @@ class ConceptService:
                 repo = ConceptRepository(session)
                 usage = repo.usage(user_id)  # before a new concept's row exists
                 concept = concept_of(repo)
-                _check_quota(self.rt, usage, images, new_concept=new_concept)
+                check_quota(self.rt, usage, images, new_concept=new_concept)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
                     for img, stored, vec in zip(images, written, vectors, strict=True)
@@ -277,7 +277,7 @@ class ConceptService:
                 written.append(self.store_photo(img))
         except BlobError as exc:
             self._abandon(_keys(written))
-            raise _storage_problem(exc) from exc
+            raise storage_problem(exc) from exc
         return written
 
     def _claim_blobs(
@@ -300,7 +300,7 @@ class ConceptService:
                     continue
                 self.store_photo(img)
         except BlobError as exc:
-            raise _storage_problem(exc) from exc
+            raise storage_problem(exc) from exc
         forget_garbage(session, shas)
 
     def _abandon(self, blob_keys: Sequence[str]) -> None:
@@ -363,7 +363,7 @@ def _row_keys(row: ConceptImage) -> list[str]:
     return [k for k in (row.blob_key, row.prompt_blob_key, row.thumb_blob_key) if k is not None]
 
 
-def _check_quota(
+def check_quota(
     rt: Runtime, usage: Usage, images: Sequence[NormalizedImage], *, new_concept: bool
 ) -> None:
     quota = rt.settings.quota
@@ -404,7 +404,7 @@ def _name_taken(name: str) -> Conflict:
     )
 
 
-def _storage_problem(exc: BlobError) -> Unavailable:
+def storage_problem(exc: BlobError) -> Unavailable:
     log.error("image storage failed: %s", exc)
     return Unavailable(
         "storage-unavailable",

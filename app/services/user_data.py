@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.services.errors import Unavailable, not_found
 from store.blobs import BlobError
+from store.captions import CaptionRepository
 from store.db import transaction
 from store.gc import record_unreferenced
 from store.repositories import ConceptRepository, UserRepository
@@ -48,6 +49,7 @@ class UserDataService:
             concepts = ConceptRepository(session)
             usage = concepts.usage(user.id)
             keys = concepts.blob_keys_of_user(user.id)
+            keys += CaptionRepository(session).blob_keys_of_user(user.id)
             user_id, name = user.id, user.name
             users.delete(user)
             record_unreferenced(session, keys)

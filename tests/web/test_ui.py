@@ -231,6 +231,45 @@ def test_caption_playground_draws_boxes(
     expect(page.locator("#caption")).to_be_attached(timeout=60_000)
 
 
+def test_caption_result_corrections_teach_retrieval(
+    open_page: OpenPage, live: Live, seeded: dict[str, int]
+) -> None:
+    page: Page = open_page()
+    sign_in(page, live.key)
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Keep this caption so I can correct it").check()
+    page.locator("#query-photo").set_input_files(live.photos / "photo-7.jpg")
+    with page.expect_response(lambda r: r.url.endswith("/caption"), timeout=60_000) as answer:
+        page.get_by_role("button", name="Caption", exact=True).click()
+    history_id = answer.value.json()["history_id"]
+    assert history_id is not None
+    panel = page.get_by_role("region", name="Correct this caption")
+    status = panel.get_by_role("status")
+
+    panel.get_by_label("Concept").select_option(label="<mia>")
+    panel.get_by_role("button", name="Wrong name").click()
+    expect(status).to_have_text("Noted: <mia> is not in this photo.")
+    panel.get_by_label("Concept").select_option(label="<rex>")
+    panel.get_by_role("button", name="Missing name").click()
+    expect(status).to_have_text("Noted: <rex> is in this photo.")
+    auth = {"Authorization": f"Bearer {live.key}"}
+    kept = httpx.get(f"{live.url}/captions/{history_id}", headers=auth, timeout=30).json()
+    assert kept["feedback"]["wrong"] == [{"id": seeded["mia"], "name": "mia"}]
+    assert kept["feedback"]["present"] == [{"id": seeded["rex"], "name": "rex"}]
+
+    panel.get_by_role("button", name="Add this photo to <rex>").click()
+    expect(status).to_contain_text("Added this photo to <rex>")
+    photo = (live.photos / "photo-7.jpg").read_bytes()
+    found = httpx.post(
+        f"{live.url}/retrieve",
+        files={"image": ("q.jpg", photo, "image/jpeg")},
+        data={"min_score": "-1"},
+        headers=auth,
+        timeout=60,
+    ).json()
+    assert found["data"][0]["concept"]["id"] == seeded["rex"]
+
+
 def test_concept_info_is_text_not_html(
     open_page: OpenPage, live: Live, seeded: dict[str, int]
 ) -> None:

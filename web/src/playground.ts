@@ -9,6 +9,7 @@ import {
 } from '@repic/client';
 
 import { ApiError, call, client } from './api';
+import { correctionsPanel } from './corrections';
 import { dropZone, h, svg, tag } from './dom';
 import { photo } from './thumbs';
 
@@ -117,6 +118,8 @@ export async function renderPlayground(main: HTMLElement): Promise<void> {
   });
   const picker = h('select', { id: 'concepts', multiple: true, size: 5, 'aria-describedby': 'concepts-help' });
   const chosen = h('p', { class: 'hint', id: 'chosen-photo' }, 'No photo chosen yet.');
+  const keep = h('input', { id: 'keep', type: 'checkbox' });
+  let known: ConceptRef[] = [];
   const run = h('button', { type: 'submit', class: 'primary', disabled: true }, 'Caption');
   const drop = dropZone('query-photo', 'Photo to caption', false, (files) => {
     file = files[0];
@@ -143,6 +146,7 @@ export async function renderPlayground(main: HTMLElement): Promise<void> {
       h('label', { for: 'max-tokens' }, 'Max tokens'),
       maxTokens,
     ),
+    h('p', { class: 'row' }, keep, h('label', { for: 'keep' }, 'Keep this caption so I can correct it')),
     run,
   );
   const result = h('section', { class: 'result', id: 'result', 'aria-live': 'polite', 'aria-label': 'Result' });
@@ -150,6 +154,7 @@ export async function renderPlayground(main: HTMLElement): Promise<void> {
 
   try {
     const concepts = await call(listConcepts({ client, query: { limit: 100 } }));
+    known = concepts.data.map((c) => ({ id: c.id, name: c.name }));
     picker.replaceChildren(
       ...concepts.data.map((c) => h('option', { value: c.id }, tag(c.name))),
     );
@@ -178,6 +183,7 @@ export async function renderPlayground(main: HTMLElement): Promise<void> {
             concept_ids: picked.length ? picked : undefined,
             instruction: instruction.value.trim() || undefined,
             max_tokens: Number(maxTokens.value) || undefined,
+            keep: keep.checked || undefined,
           },
         }),
       );
@@ -231,6 +237,7 @@ export async function renderPlayground(main: HTMLElement): Promise<void> {
       h('p', { class: 'caption', id: 'caption' }, ...highlighted(answer.caption, answer.concepts_mentioned)),
       ...(answer.caption.trim() ? [] : [h('p', { class: 'hint' }, 'The model wrote no visible text.')]),
       h('p', { class: 'hint' }, `Model: ${answer.model}`),
+      ...(answer.history_id != null ? [correctionsPanel(answer.history_id, known, answer.concepts_mentioned)] : []),
       figure,
       h('h2', {}, 'Retrieved'),
       retrieved,

@@ -2,7 +2,7 @@
 
 import { type Client, formDataBodySerializer, type Options as Options2, type TDataShape } from './client';
 import { client } from './client.gen';
-import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateCaptionJobData, CreateCaptionJobErrors, CreateCaptionJobResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteCaptionJobData, DeleteCaptionJobErrors, DeleteCaptionJobResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, ExportUserData, ExportUserErrors, ExportUserResponses, GetCaptionJobData, GetCaptionJobErrors, GetCaptionJobResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, HealthzData, HealthzErrors, HealthzResponses, ListCaptionJobResultsData, ListCaptionJobResultsErrors, ListCaptionJobResultsResponses, ListCaptionJobsData, ListCaptionJobsErrors, ListCaptionJobsResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses } from './types.gen';
+import type { AddConceptImagesData, AddConceptImagesErrors, AddConceptImagesResponses, CaptionData, CaptionErrors, CaptionResponses, CreateCaptionJobData, CreateCaptionJobErrors, CreateCaptionJobResponses, CreateConceptData, CreateConceptErrors, CreateConceptResponses, CreateKeyData, CreateKeyErrors, CreateKeyResponses, CreateUserData, CreateUserErrors, CreateUserResponses, DeleteCaptionData, DeleteCaptionErrors, DeleteCaptionJobData, DeleteCaptionJobErrors, DeleteCaptionJobResponses, DeleteCaptionResponses, DeleteCaptionsData, DeleteCaptionsErrors, DeleteCaptionsResponses, DeleteConceptData, DeleteConceptErrors, DeleteConceptImageData, DeleteConceptImageErrors, DeleteConceptImageResponses, DeleteConceptResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, ExportUserData, ExportUserErrors, ExportUserResponses, GetCaptionData, GetCaptionErrors, GetCaptionImageData, GetCaptionImageErrors, GetCaptionImageResponses, GetCaptionJobData, GetCaptionJobErrors, GetCaptionJobResponses, GetCaptionResponses, GetConceptData, GetConceptErrors, GetConceptImageData, GetConceptImageErrors, GetConceptImageResponses, GetConceptImageThumbnailData, GetConceptImageThumbnailErrors, GetConceptImageThumbnailResponses, GetConceptResponses, GetHistorySettingsData, GetHistorySettingsErrors, GetHistorySettingsResponses, GiveCaptionFeedbackData, GiveCaptionFeedbackErrors, GiveCaptionFeedbackResponses, HealthzData, HealthzErrors, HealthzResponses, ListCaptionJobResultsData, ListCaptionJobResultsErrors, ListCaptionJobResultsResponses, ListCaptionJobsData, ListCaptionJobsErrors, ListCaptionJobsResponses, ListCaptionsData, ListCaptionsErrors, ListCaptionsResponses, ListConceptsData, ListConceptsErrors, ListConceptsResponses, ListKeysData, ListKeysErrors, ListKeysResponses, ListUsersData, ListUsersErrors, ListUsersResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyzData, ReadyzErrors, ReadyzResponses, RetrieveData, RetrieveErrors, RetrieveResponses, RevokeKeyData, RevokeKeyErrors, RevokeKeyResponses, TeachFromCaptionData, TeachFromCaptionErrors, TeachFromCaptionResponses, UpdateConceptData, UpdateConceptErrors, UpdateConceptResponses, UpdateHistorySettingsData, UpdateHistorySettingsErrors, UpdateHistorySettingsResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -186,6 +186,8 @@ export const retrieve = <ThrowOnError extends boolean = false>(options: Options<
  * Caption
  *
  * A caption of the photo that names your concepts (retrieved, or the ones you name).
+ *
+ * Kept (with its photo, for corrections) only when you opted in or send `keep=true`.
  */
 export const caption = <ThrowOnError extends boolean = false>(options: Options<CaptionData, ThrowOnError>) => (options.client ?? client).post<CaptionResponses, CaptionErrors, ThrowOnError>({
     ...formDataBodySerializer,
@@ -194,6 +196,121 @@ export const caption = <ThrowOnError extends boolean = false>(options: Options<C
     ...options,
     headers: {
         'Content-Type': null,
+        ...options.headers
+    }
+});
+
+/**
+ * Get History Settings
+ *
+ * Whether your captions are kept (off unless you turn it on).
+ */
+export const getHistorySettings = <ThrowOnError extends boolean = false>(options?: Options<GetHistorySettingsData, ThrowOnError>) => (options?.client ?? client).get<GetHistorySettingsResponses, GetHistorySettingsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/settings',
+    ...options
+});
+
+/**
+ * Update History Settings
+ *
+ * Turn keeping captions on or off (turning it off deletes nothing already kept).
+ */
+export const updateHistorySettings = <ThrowOnError extends boolean = false>(options: Options<UpdateHistorySettingsData, ThrowOnError>) => (options.client ?? client).put<UpdateHistorySettingsResponses, UpdateHistorySettingsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/settings',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Delete Captions
+ *
+ * Delete every kept caption and its photo.
+ */
+export const deleteCaptions = <ThrowOnError extends boolean = false>(options?: Options<DeleteCaptionsData, ThrowOnError>) => (options?.client ?? client).delete<DeleteCaptionsResponses, DeleteCaptionsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions',
+    ...options
+});
+
+/**
+ * List Captions
+ *
+ * Your kept captions, newest first.
+ */
+export const listCaptions = <ThrowOnError extends boolean = false>(options?: Options<ListCaptionsData, ThrowOnError>) => (options?.client ?? client).get<ListCaptionsResponses, ListCaptionsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions',
+    ...options
+});
+
+/**
+ * Delete Caption
+ *
+ * Delete a kept caption and its photo.
+ */
+export const deleteCaption = <ThrowOnError extends boolean = false>(options: Options<DeleteCaptionData, ThrowOnError>) => (options.client ?? client).delete<DeleteCaptionResponses, DeleteCaptionErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/{caption_id}',
+    ...options
+});
+
+/**
+ * Get Caption
+ *
+ * One kept caption with its correction and the photos taught from it.
+ */
+export const getCaption = <ThrowOnError extends boolean = false>(options: Options<GetCaptionData, ThrowOnError>) => (options.client ?? client).get<GetCaptionResponses, GetCaptionErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/{caption_id}',
+    ...options
+});
+
+/**
+ * Get Caption Image
+ *
+ * The kept photo (the query as sent to the model: upright, re-encoded, within budget).
+ */
+export const getCaptionImage = <ThrowOnError extends boolean = false>(options: Options<GetCaptionImageData, ThrowOnError>) => (options.client ?? client).get<GetCaptionImageResponses, GetCaptionImageErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/{caption_id}/image',
+    ...options
+});
+
+/**
+ * Give Caption Feedback
+ *
+ * Correct a kept caption: the concepts really present, the ones wrongly named, the
+ * caption as it should read (it must name the present ones), a rating. Replaces an earlier
+ * correction.
+ */
+export const giveCaptionFeedback = <ThrowOnError extends boolean = false>(options: Options<GiveCaptionFeedbackData, ThrowOnError>) => (options.client ?? client).post<GiveCaptionFeedbackResponses, GiveCaptionFeedbackErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/{caption_id}/feedback',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Teach From Caption
+ *
+ * Add the kept photo, or the `box` crop of it, to a concept's reference photos: retrieval
+ * finds the concept in such photos at once (same intake and quotas as
+ * `POST /concepts/{id}/images`).
+ */
+export const teachFromCaption = <ThrowOnError extends boolean = false>(options: Options<TeachFromCaptionData, ThrowOnError>) => (options.client ?? client).post<TeachFromCaptionResponses, TeachFromCaptionErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { name: 'X-API-Key', type: 'apiKey' }],
+    url: '/captions/{caption_id}/teach',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
         ...options.headers
     }
 });

@@ -101,6 +101,12 @@ export type CaptionForm = {
      * Answer `text/event-stream`: the caption as it is written.
      */
     stream?: boolean;
+    /**
+     * Keep
+     *
+     * Keep this caption and its photo for corrections (`GET /captions`); omitted: your `keep_captions` setting (off unless you turned it on).
+     */
+    keep?: boolean | null;
 };
 
 /**
@@ -291,6 +297,83 @@ export type CaptionPublic = {
     timings_ms: {
         [key: string]: number;
     };
+    /**
+     * History Id
+     *
+     * Id of the kept caption (`GET /captions/{id}`) when it was kept (your `keep_captions` setting or the request's `keep`); null otherwise.
+     */
+    history_id?: number | null;
+};
+
+/**
+ * CaptionRecordPublic
+ */
+export type CaptionRecordPublic = {
+    /**
+     * Id
+     */
+    id: number;
+    /**
+     * Created At
+     */
+    created_at: string;
+    /**
+     * Caption
+     */
+    caption: string;
+    /**
+     * Model
+     */
+    model: string;
+    /**
+     * Options
+     *
+     * The request's options (top_k, min_score, ...).
+     */
+    options: {
+        [key: string]: unknown;
+    };
+    /**
+     * Concepts Used
+     */
+    concepts_used: Array<ConceptUsed>;
+    /**
+     * Concepts Mentioned
+     */
+    concepts_mentioned: Array<ConceptRef>;
+    /**
+     * Sha256
+     *
+     * Of the kept photo (`GET /captions/{id}/image`).
+     */
+    sha256: string;
+    /**
+     * Width
+     */
+    width: number;
+    /**
+     * Height
+     */
+    height: number;
+    feedback: FeedbackPublic | null;
+    /**
+     * Taught
+     */
+    taught: Array<TaughtPublic>;
+};
+
+/**
+ * CaptionRecordsPublic
+ */
+export type CaptionRecordsPublic = {
+    /**
+     * Data
+     */
+    data: Array<CaptionRecordPublic>;
+    /**
+     * Count
+     */
+    count: number;
 };
 
 /**
@@ -499,6 +582,64 @@ export type ConceptsPublic = {
 };
 
 /**
+ * FeedbackCreate
+ *
+ * A correction of a kept caption: any of the fields, at least one.
+ */
+export type FeedbackCreate = {
+    /**
+     * Present
+     *
+     * Your concepts that really are in the photo (ids).
+     */
+    present?: Array<number> | null;
+    /**
+     * Wrong
+     *
+     * Your concepts the caption named although they are not in the photo.
+     */
+    wrong?: Array<number> | null;
+    /**
+     * Caption
+     *
+     * The caption as it should read; it must name every concept in `present`.
+     */
+    caption?: string | null;
+    /**
+     * Rating
+     *
+     * 1 (useless) to 5 (perfect).
+     */
+    rating?: number | null;
+};
+
+/**
+ * FeedbackPublic
+ */
+export type FeedbackPublic = {
+    /**
+     * Present
+     */
+    present: Array<ConceptRef>;
+    /**
+     * Wrong
+     */
+    wrong: Array<ConceptRef>;
+    /**
+     * Caption
+     */
+    caption: string | null;
+    /**
+     * Rating
+     */
+    rating: number | null;
+    /**
+     * Created At
+     */
+    created_at: string;
+};
+
+/**
  * FieldError
  *
  * One invalid field of a validation problem.
@@ -528,6 +669,18 @@ export type Health = {
      * Status
      */
     status: string;
+};
+
+/**
+ * HistorySettingsPublic
+ */
+export type HistorySettingsPublic = {
+    /**
+     * Keep Captions
+     *
+     * Keep every caption (photo, options, result) so it can be corrected later; `POST /caption` can override it per request with `keep`.
+     */
+    keep_captions: boolean;
 };
 
 /**
@@ -654,6 +807,49 @@ export type RetrievedConceptPublic = {
      * Query crop `[x0, y0, x1, y1]` that matched, in the upright query's pixels.
      */
     box: Array<number> | null;
+};
+
+/**
+ * TaughtPublic
+ */
+export type TaughtPublic = {
+    /**
+     * Concept Id
+     */
+    concept_id: number;
+    /**
+     * Image Id
+     *
+     * The concept's reference image with the taught bytes (null once deleted).
+     */
+    image_id: number | null;
+    /**
+     * Box
+     */
+    box: Array<number> | null;
+};
+
+/**
+ * TeachRequest
+ */
+export type TeachRequest = {
+    /**
+     * Concept Id
+     *
+     * Your concept that the photo shows.
+     */
+    concept_id: number;
+    /**
+     * Box
+     *
+     * Teach only this crop of the kept photo.
+     */
+    box?: [
+        number,
+        number,
+        number,
+        number
+    ] | null;
 };
 
 /**
@@ -1422,6 +1618,10 @@ export type CaptionErrors = {
      */
     404: Problem;
     /**
+     * Conflict
+     */
+    409: Problem;
+    /**
      * Content Too Large
      */
     413: Problem;
@@ -1465,6 +1665,477 @@ export type CaptionResponses = {
 };
 
 export type CaptionResponse = CaptionResponses[keyof CaptionResponses];
+
+export type GetHistorySettingsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/captions/settings';
+};
+
+export type GetHistorySettingsErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetHistorySettingsError = GetHistorySettingsErrors[keyof GetHistorySettingsErrors];
+
+export type GetHistorySettingsResponses = {
+    /**
+     * Successful Response
+     */
+    200: HistorySettingsPublic;
+};
+
+export type GetHistorySettingsResponse = GetHistorySettingsResponses[keyof GetHistorySettingsResponses];
+
+export type UpdateHistorySettingsData = {
+    body: HistorySettingsPublic;
+    path?: never;
+    query?: never;
+    url: '/captions/settings';
+};
+
+export type UpdateHistorySettingsErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Content Too Large
+     */
+    413: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type UpdateHistorySettingsError = UpdateHistorySettingsErrors[keyof UpdateHistorySettingsErrors];
+
+export type UpdateHistorySettingsResponses = {
+    /**
+     * Successful Response
+     */
+    200: HistorySettingsPublic;
+};
+
+export type UpdateHistorySettingsResponse = UpdateHistorySettingsResponses[keyof UpdateHistorySettingsResponses];
+
+export type DeleteCaptionsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/captions';
+};
+
+export type DeleteCaptionsErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteCaptionsError = DeleteCaptionsErrors[keyof DeleteCaptionsErrors];
+
+export type DeleteCaptionsResponses = {
+    /**
+     * Successful Response
+     */
+    204: void;
+};
+
+export type DeleteCaptionsResponse = DeleteCaptionsResponses[keyof DeleteCaptionsResponses];
+
+export type ListCaptionsData = {
+    body?: never;
+    path?: never;
+    query?: {
+        /**
+         * Offset
+         */
+        offset?: number;
+        /**
+         * Limit
+         */
+        limit?: number;
+    };
+    url: '/captions';
+};
+
+export type ListCaptionsErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type ListCaptionsError = ListCaptionsErrors[keyof ListCaptionsErrors];
+
+export type ListCaptionsResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionRecordsPublic;
+};
+
+export type ListCaptionsResponse = ListCaptionsResponses[keyof ListCaptionsResponses];
+
+export type DeleteCaptionData = {
+    body?: never;
+    path: {
+        /**
+         * Caption Id
+         *
+         * A kept caption's id
+         */
+        caption_id: number;
+    };
+    query?: never;
+    url: '/captions/{caption_id}';
+};
+
+export type DeleteCaptionErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type DeleteCaptionError = DeleteCaptionErrors[keyof DeleteCaptionErrors];
+
+export type DeleteCaptionResponses = {
+    /**
+     * Successful Response
+     */
+    204: void;
+};
+
+export type DeleteCaptionResponse = DeleteCaptionResponses[keyof DeleteCaptionResponses];
+
+export type GetCaptionData = {
+    body?: never;
+    path: {
+        /**
+         * Caption Id
+         *
+         * A kept caption's id
+         */
+        caption_id: number;
+    };
+    query?: never;
+    url: '/captions/{caption_id}';
+};
+
+export type GetCaptionErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetCaptionError = GetCaptionErrors[keyof GetCaptionErrors];
+
+export type GetCaptionResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionRecordPublic;
+};
+
+export type GetCaptionResponse = GetCaptionResponses[keyof GetCaptionResponses];
+
+export type GetCaptionImageData = {
+    body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'if-none-match'?: string | null;
+    };
+    path: {
+        /**
+         * Caption Id
+         *
+         * A kept caption's id
+         */
+        caption_id: number;
+    };
+    query?: never;
+    url: '/captions/{caption_id}/image';
+};
+
+export type GetCaptionImageErrors = {
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GetCaptionImageError = GetCaptionImageErrors[keyof GetCaptionImageErrors];
+
+export type GetCaptionImageResponses = {
+    /**
+     * The photo as the model saw it
+     */
+    200: Blob | File;
+};
+
+export type GetCaptionImageResponse = GetCaptionImageResponses[keyof GetCaptionImageResponses];
+
+export type GiveCaptionFeedbackData = {
+    body: FeedbackCreate;
+    path: {
+        /**
+         * Caption Id
+         *
+         * A kept caption's id
+         */
+        caption_id: number;
+    };
+    query?: never;
+    url: '/captions/{caption_id}/feedback';
+};
+
+export type GiveCaptionFeedbackErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Content Too Large
+     */
+    413: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type GiveCaptionFeedbackError = GiveCaptionFeedbackErrors[keyof GiveCaptionFeedbackErrors];
+
+export type GiveCaptionFeedbackResponses = {
+    /**
+     * Successful Response
+     */
+    200: CaptionRecordPublic;
+};
+
+export type GiveCaptionFeedbackResponse = GiveCaptionFeedbackResponses[keyof GiveCaptionFeedbackResponses];
+
+export type TeachFromCaptionData = {
+    body: TeachRequest;
+    path: {
+        /**
+         * Caption Id
+         *
+         * A kept caption's id
+         */
+        caption_id: number;
+    };
+    query?: never;
+    url: '/captions/{caption_id}/teach';
+};
+
+export type TeachFromCaptionErrors = {
+    /**
+     * Bad Request
+     */
+    400: Problem;
+    /**
+     * Unauthorized
+     */
+    401: Problem;
+    /**
+     * Not Found
+     */
+    404: Problem;
+    /**
+     * Conflict
+     */
+    409: Problem;
+    /**
+     * Content Too Large
+     */
+    413: Problem;
+    /**
+     * Unsupported Media Type
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content
+     */
+    422: Problem;
+    /**
+     * Too Many Requests
+     */
+    429: Problem;
+    /**
+     * Internal Server Error
+     */
+    500: Problem;
+    /**
+     * Service Unavailable
+     */
+    503: Problem;
+};
+
+export type TeachFromCaptionError = TeachFromCaptionErrors[keyof TeachFromCaptionErrors];
+
+export type TeachFromCaptionResponses = {
+    /**
+     * Successful Response
+     */
+    201: TaughtPublic;
+};
+
+export type TeachFromCaptionResponse = TeachFromCaptionResponses[keyof TeachFromCaptionResponses];
 
 export type ListCaptionJobsData = {
     body?: never;

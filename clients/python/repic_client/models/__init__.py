@@ -14,6 +14,9 @@ from .caption_job_results_public import CaptionJobResultsPublic
 from .caption_jobs_public import CaptionJobsPublic
 from .caption_public import CaptionPublic
 from .caption_public_timings_ms import CaptionPublicTimingsMs
+from .caption_record_public import CaptionRecordPublic
+from .caption_record_public_options import CaptionRecordPublicOptions
+from .caption_records_public import CaptionRecordsPublic
 from .component_readiness import ComponentReadiness
 from .concept_create_form import ConceptCreateForm
 from .concept_image_public import ConceptImagePublic
@@ -23,8 +26,11 @@ from .concept_ref import ConceptRef
 from .concept_update import ConceptUpdate
 from .concept_used import ConceptUsed
 from .concepts_public import ConceptsPublic
+from .feedback_create import FeedbackCreate
+from .feedback_public import FeedbackPublic
 from .field_error import FieldError
 from .health import Health
+from .history_settings_public import HistorySettingsPublic
 from .problem import Problem
 from .prompt_style import PromptStyle
 from .readiness import Readiness
@@ -33,6 +39,8 @@ from .retrieval_public import RetrievalPublic
 from .retrieval_public_timings_ms import RetrievalPublicTimingsMs
 from .retrieve_form import RetrieveForm
 from .retrieved_concept_public import RetrievedConceptPublic
+from .taught_public import TaughtPublic
+from .teach_request import TeachRequest
 from .user_create import UserCreate
 from .user_deleted import UserDeleted
 from .user_public import UserPublic
@@ -53,6 +61,9 @@ __all__ = (
     "CaptionJobsPublic",
     "CaptionPublic",
     "CaptionPublicTimingsMs",
+    "CaptionRecordPublic",
+    "CaptionRecordPublicOptions",
+    "CaptionRecordsPublic",
     "ComponentReadiness",
     "ConceptCreateForm",
     "ConceptImagePublic",
@@ -62,8 +73,11 @@ __all__ = (
     "ConceptsPublic",
     "ConceptUpdate",
     "ConceptUsed",
+    "FeedbackCreate",
+    "FeedbackPublic",
     "FieldError",
     "Health",
+    "HistorySettingsPublic",
     "Problem",
     "PromptStyle",
     "Readiness",
@@ -72,6 +86,8 @@ __all__ = (
     "RetrievalPublicTimingsMs",
     "RetrievedConceptPublic",
     "RetrieveForm",
+    "TaughtPublic",
+    "TeachRequest",
     "UserCreate",
     "UserDeleted",
     "UserPublic",

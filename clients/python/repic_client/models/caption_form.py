@@ -27,6 +27,8 @@ class CaptionForm:
         max_tokens (int | None | Unset):
         prompt_style (PromptStyle | Unset): ``repic`` for RePIC/RAP fine-tunes; ``zero_shot`` for a plain Qwen2.5-VL.
         stream (bool | Unset): Answer `text/event-stream`: the caption as it is written. Default: False.
+        keep (bool | None | Unset): Keep this caption and its photo for corrections (`GET /captions`); omitted: your
+            `keep_captions` setting (off unless you turned it on).
     """
 
     image: File
@@ -37,6 +39,7 @@ class CaptionForm:
     max_tokens: int | None | Unset = UNSET
     prompt_style: PromptStyle | Unset = UNSET
     stream: bool | Unset = False
+    keep: bool | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +84,12 @@ class CaptionForm:
 
         stream = self.stream
 
+        keep: bool | None | Unset
+        if isinstance(self.keep, Unset):
+            keep = UNSET
+        else:
+            keep = self.keep
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -102,6 +111,8 @@ class CaptionForm:
             field_dict["prompt_style"] = prompt_style
         if stream is not UNSET:
             field_dict["stream"] = stream
+        if keep is not UNSET:
+            field_dict["keep"] = keep
 
         return field_dict
 
@@ -146,6 +157,12 @@ class CaptionForm:
 
         if not isinstance(self.stream, Unset):
             files.append(("stream", (None, str(self.stream).encode(), "text/plain")))
+
+        if not isinstance(self.keep, Unset):
+            if isinstance(self.keep, bool):
+                files.append(("keep", (None, str(self.keep).encode(), "text/plain")))
+            else:
+                files.append(("keep", (None, str(self.keep).encode(), "text/plain")))
 
         for prop_name, prop in self.additional_properties.items():
             files.append((prop_name, (None, str(prop).encode(), "text/plain")))
@@ -219,6 +236,15 @@ class CaptionForm:
 
         stream = d.pop("stream", UNSET)
 
+        def _parse_keep(data: object) -> bool | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(bool | None | Unset, data)
+
+        keep = _parse_keep(d.pop("keep", UNSET))
+
         caption_form = cls(
             image=image,
             top_k=top_k,
@@ -228,6 +254,7 @@ class CaptionForm:
             max_tokens=max_tokens,
             prompt_style=prompt_style,
             stream=stream,
+            keep=keep,
         )
 
         caption_form.additional_properties = d

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.caption_public_timings_ms import CaptionPublicTimingsMs
@@ -24,6 +26,8 @@ class CaptionPublic:
         concepts_mentioned (list[ConceptRef]): Your concepts that the caption names (brackets optional, any case).
         model (str):
         timings_ms (CaptionPublicTimingsMs): decode, embed, search, prompt, vlm and total, in milliseconds.
+        history_id (int | None | Unset): Id of the kept caption (`GET /captions/{id}`) when it was kept (your
+            `keep_captions` setting or the request's `keep`); null otherwise.
     """
 
     caption: str
@@ -31,6 +35,7 @@ class CaptionPublic:
     concepts_mentioned: list[ConceptRef]
     model: str
     timings_ms: CaptionPublicTimingsMs
+    history_id: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,6 +55,12 @@ class CaptionPublic:
 
         timings_ms = self.timings_ms.to_dict()
 
+        history_id: int | None | Unset
+        if isinstance(self.history_id, Unset):
+            history_id = UNSET
+        else:
+            history_id = self.history_id
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -61,6 +72,8 @@ class CaptionPublic:
                 "timings_ms": timings_ms,
             }
         )
+        if history_id is not UNSET:
+            field_dict["history_id"] = history_id
 
         return field_dict
 
@@ -91,12 +104,22 @@ class CaptionPublic:
 
         timings_ms = CaptionPublicTimingsMs.from_dict(d.pop("timings_ms"))
 
+        def _parse_history_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        history_id = _parse_history_id(d.pop("history_id", UNSET))
+
         caption_public = cls(
             caption=caption,
             concepts_used=concepts_used,
             concepts_mentioned=concepts_mentioned,
             model=model,
             timings_ms=timings_ms,
+            history_id=history_id,
         )
 
         caption_public.additional_properties = d

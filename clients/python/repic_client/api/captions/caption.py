@@ -53,6 +53,11 @@ def _parse_response(
 
         return response_404
 
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -119,6 +124,8 @@ def sync_detailed(
 
      A caption of the photo that names your concepts (retrieved, or the ones you name).
 
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`.
+
     Args:
         body (CaptionForm):
 
@@ -150,6 +157,8 @@ def sync(
 
      A caption of the photo that names your concepts (retrieved, or the ones you name).
 
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`.
+
     Args:
         body (CaptionForm):
 
@@ -175,6 +184,8 @@ async def asyncio_detailed(
     """Caption
 
      A caption of the photo that names your concepts (retrieved, or the ones you name).
+
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`.
 
     Args:
         body (CaptionForm):
@@ -204,6 +215,8 @@ async def asyncio(
     """Caption
 
      A caption of the photo that names your concepts (retrieved, or the ones you name).
+
+    Kept (with its photo, for corrections) only when you opted in or send `keep=true`.
 
     Args:
         body (CaptionForm):

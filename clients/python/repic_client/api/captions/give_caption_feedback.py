@@ -1,0 +1,233 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.caption_record_public import CaptionRecordPublic
+from ...models.feedback_create import FeedbackCreate
+from ...models.problem import Problem
+from ...types import Response
+
+
+def _get_kwargs(
+    caption_id: int,
+    *,
+    body: FeedbackCreate,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/captions/{caption_id}/feedback".format(
+            caption_id=quote(str(caption_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> CaptionRecordPublic | Problem | None:
+    if response.status_code == 200:
+        response_200 = CaptionRecordPublic.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[CaptionRecordPublic | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    caption_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: FeedbackCreate,
+) -> Response[CaptionRecordPublic | Problem]:
+    """Give Caption Feedback
+
+     Correct a kept caption: the concepts really present, the ones wrongly named, the
+    caption as it should read (it must name the present ones), a rating. Replaces an earlier
+    correction.
+
+    Args:
+        caption_id (int): A kept caption's id
+        body (FeedbackCreate): A correction of a kept caption: any of the fields, at least one.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[CaptionRecordPublic | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        caption_id=caption_id,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    caption_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: FeedbackCreate,
+) -> CaptionRecordPublic | Problem | None:
+    """Give Caption Feedback
+
+     Correct a kept caption: the concepts really present, the ones wrongly named, the
+    caption as it should read (it must name the present ones), a rating. Replaces an earlier
+    correction.
+
+    Args:
+        caption_id (int): A kept caption's id
+        body (FeedbackCreate): A correction of a kept caption: any of the fields, at least one.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        CaptionRecordPublic | Problem
+    """
+
+    return sync_detailed(
+        caption_id=caption_id,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    caption_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: FeedbackCreate,
+) -> Response[CaptionRecordPublic | Problem]:
+    """Give Caption Feedback
+
+     Correct a kept caption: the concepts really present, the ones wrongly named, the
+    caption as it should read (it must name the present ones), a rating. Replaces an earlier
+    correction.
+
+    Args:
+        caption_id (int): A kept caption's id
+        body (FeedbackCreate): A correction of a kept caption: any of the fields, at least one.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[CaptionRecordPublic | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        caption_id=caption_id,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    caption_id: int,
+    *,
+    client: AuthenticatedClient,
+    body: FeedbackCreate,
+) -> CaptionRecordPublic | Problem | None:
+    """Give Caption Feedback
+
+     Correct a kept caption: the concepts really present, the ones wrongly named, the
+    caption as it should read (it must name the present ones), a rating. Replaces an earlier
+    correction.
+
+    Args:
+        caption_id (int): A kept caption's id
+        body (FeedbackCreate): A correction of a kept caption: any of the fields, at least one.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        CaptionRecordPublic | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            caption_id=caption_id,
+            client=client,
+            body=body,
+        )
+    ).parsed
