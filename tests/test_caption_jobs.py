@@ -80,6 +80,26 @@ async def test_job_of_30_photos_completes(alice: UserClient, app: FastAPI) -> No
         ]
 
 
+async def test_two_users_jobs_run_side_by_side(
+    alice: UserClient, bob: UserClient, app: FastAPI
+) -> None:
+    """One worker holds both jobs at once (procrastinate: a task each), sharing its photo slots."""
+    jobs = []
+    for user, seed in ((alice, 10), (bob, 20)):
+        resp = await user.client.post(
+            "/caption-jobs", files=album(3, seed=seed), data={"max_tokens": "2"}
+        )
+        assert resp.status_code == 202, resp.text
+        jobs.append((user, resp.json()["id"]))
+    for user, job_id in jobs:
+        done = await wait_done(user.client, job_id)
+        assert done["progress"] == {"total": 3, "done": 3, "failed": 0, "running": 0}
+    settings = app.state.runtime.settings
+    if settings.uses_postgresql:
+        tasks = await wait_task_succeeded(settings.database_url)
+        assert sorted(t["args"]["job_id"] for t in tasks) == sorted(j for _, j in jobs)
+
+
 class TestWithoutWorker:
     """Jobs that stay queued: the API runs none (`REPIC_JOBS__RUN_IN_API=false`)."""
 
