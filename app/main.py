@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs_task = None
         if settings.jobs.run_in_api:
             app.state.job_runner = JobRunner(runtime, name="api")
-            jobs_task = asyncio.create_task(app.state.job_runner.run())
+            jobs_task = asyncio.create_task(runtime.job_queue.run_worker(app.state.job_runner))
         try:
             yield
         finally:

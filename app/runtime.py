@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.metrics import Metrics
 from app.quotas import CaptionSlots, FairGate, RateLimiter
 from app.schemas import ComponentReadiness
+from app.services.job_queue import JobQueue, build_job_queue
 from app.services.vectors import VectorStore
 from app.settings import Settings, StorageSettings, VLMSettings
 from model.lifecycle import ManagedModel
@@ -47,6 +48,7 @@ class Runtime:
     rate_limiter: RateLimiter = field(init=False)
     caption_slots: CaptionSlots = field(init=False)
     vlm_gate: FairGate = field(init=False)
+    job_queue: JobQueue = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.settings.workers)
@@ -56,6 +58,7 @@ class Runtime:
         # The in-process backend generates one caption at a time: one turn to hand out fairly.
         vlm = self.settings.vlm
         self.vlm_gate = FairGate(vlm.max_concurrency if vlm.backend == "openai" else 1)
+        self.job_queue = build_job_queue(self.settings)
 
     def models(self) -> dict[str, ManagedModel]:
         """Every model this runtime serves with, by readiness component name."""

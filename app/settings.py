@@ -173,6 +173,12 @@ class VLMSettings(BaseModel):
 
 
 class JobSettings(BaseModel):
+    queue: Literal["auto", "embedded", "procrastinate"] = Field(
+        "auto",
+        description="How workers get jobs: `procrastinate` (a task queue in PostgreSQL; the "
+        "default there), `embedded` (workers poll the job tables; the default on SQLite), or "
+        "`auto`.",
+    )
     run_in_api: bool = Field(
         True,
         description="Run caption jobs inside the API process (the embedded default); set false "
@@ -189,7 +195,7 @@ class JobSettings(BaseModel):
         60.0,
         gt=0,
         description="How long a claimed photo stays a worker's without a renewal; a killed "
-        "worker's photos are taken again after it.",
+        "worker's photos (and, with procrastinate, its jobs) are taken again after it.",
     )
     poll_s: float = Field(1.0, gt=0, le=60, description="Idle worker's wait between looks.")
 
@@ -301,6 +307,26 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+
+    @model_validator(mode="after")
+    def _procrastinate_needs_postgresql(self) -> Settings:
+        if self.jobs.queue == "procrastinate" and not self.uses_postgresql:
+            raise ValueError(
+                "REPIC_JOBS__QUEUE=procrastinate needs PostgreSQL (REPIC_DATABASE_URL="
+                "postgresql+psycopg://...); on SQLite use `embedded` or `auto`."
+            )
+        return self
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def job_queue(self) -> Literal["embedded", "procrastinate"]:
+        """The queue in use: `auto` means procrastinate on PostgreSQL, embedded on SQLite."""
+        if self.jobs.queue == "auto":
+            return "procrastinate" if self.uses_postgresql else "embedded"
+        return self.jobs.queue
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

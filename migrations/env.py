@@ -7,6 +7,7 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection
 
+from migrations import include_name
 from store.db import make_engine
 from store.models import Base
 
@@ -32,6 +33,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -222,17 +222,25 @@ class JobRepository:
         )
         return {k for k in rows if k is not None}
 
-    def claim(self, limit: int, lease_s: float) -> list[Claimed]:
+    def is_finished(self, job_id: str) -> bool:
+        """Whether the job has a result for every photo, or no longer exists (deleted)."""
+        status = self.session.scalar(select(CaptionJob.status).where(CaptionJob.id == job_id))
+        return status is None or status == JOB_DONE
+
+    def claim(self, limit: int, lease_s: float, job_id: str | None = None) -> list[Claimed]:
         """Claim up to ``limit`` photos that are pending or whose worker's lease ran out.
 
-        Oldest jobs first. Each claim is a guarded ``UPDATE``: of two workers racing for a row
-        only one updates it, so the other simply skips it.
+        Oldest jobs first, or only photos of ``job_id``. Each claim is a guarded ``UPDATE``: of
+        two workers racing for a row only one updates it, so the other simply skips it.
         """
         now = datetime.now(UTC)
         claimable = or_(
             CaptionJobItem.status == ITEM_PENDING,
             (CaptionJobItem.status == ITEM_RUNNING) & (CaptionJobItem.lease_until < now),
         )
+        where = [claimable, CaptionJob.status == JOB_QUEUED]
+        if job_id is not None:
+            where.append(CaptionJobItem.job_id == job_id)
         candidates = self.session.execute(
             select(
                 CaptionJobItem.id,
@@ -243,13 +251,13 @@ class JobRepository:
                 CaptionJob.options,
             )
             .join(CaptionJob, CaptionJob.id == CaptionJobItem.job_id)
-            .where(claimable, CaptionJob.status == JOB_QUEUED)
+            .where(*where)
             .order_by(CaptionJob.created_at, CaptionJobItem.position)
             .limit(limit)
         ).all()
         claimed = []
         lease_until = now + timedelta(seconds=lease_s)
-        for item_id, job_id, blob_key, filename, user_id, options in candidates:
+        for item_id, item_job, blob_key, filename, user_id, options in candidates:
             token = uuid.uuid4().hex
             taken = cast(
                 CursorResult[Any],
@@ -267,7 +275,7 @@ class JobRepository:
             )
             if taken.rowcount == 1 and blob_key is not None:
                 claimed.append(
-                    Claimed(item_id, job_id, user_id, blob_key, filename, options, token)
+                    Claimed(item_id, item_job, user_id, blob_key, filename, options, token)
                 )
         return claimed
 

@@ -1,5 +1,5 @@
-"""`/caption-jobs` through the in-process transformers backend (tiny random Qwen2.5-VL), and the
-claim protocol workers share, on SQLite and PostgreSQL."""
+"""`/caption-jobs` through the in-process transformers backend (tiny random Qwen2.5-VL), the
+claim protocol workers share, on SQLite and PostgreSQL, and the queue each database gets."""
 
 from __future__ import annotations
 
@@ -9,15 +9,24 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import create_engine
 
 from app.migrate import upgrade
+from app.services.job_queue import build_job_queue
+from app.settings import Settings
 from store.db import make_session_factory, transaction
 from store.jobs import JobRepository, NewItem
 from store.repositories import UserRepository
 from tests.helpers import images
 from tests.helpers.api import UserClient, assert_problem, create
-from tests.helpers.jobs import album, all_results, wait_done
+from tests.helpers.jobs import (
+    album,
+    all_results,
+    procrastinate_tasks,
+    wait_done,
+    wait_task_succeeded,
+)
 
 
 @pytest.fixture
@@ -25,8 +34,9 @@ def settings_overrides() -> dict[str, object]:
     return {"jobs": {"concurrency": 4, "poll_s": 0.05}}
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_job_of_30_photos_completes(alice: UserClient) -> None:
+async def test_job_of_30_photos_completes(alice: UserClient, app: FastAPI) -> None:
+    """On SQLite through the embedded queue, on PostgreSQL through procrastinate's worker (in
+    the API process, as `REPIC_JOBS__RUN_IN_API` runs it)."""
     bo = (await create(alice, "bo", images.pattern(1), info="my corgi")).json()
     parts = [
         *album(30),
@@ -56,6 +66,37 @@ async def test_job_of_30_photos_completes(alice: UserClient) -> None:
     assert broken["status"] == "failed" and broken["caption"] is None
     assert broken["problem"]["status"] == 422
     assert broken["problem"]["type"].startswith("urn:repic:problem:")
+    settings = app.state.runtime.settings
+    if settings.uses_postgresql:
+        assert await wait_task_succeeded(settings.database_url) == [
+            {
+                "task_name": "repic.caption_job",
+                "queue_name": "caption-jobs",
+                "args": {"job_id": job["id"]},
+                "status": "succeeded",
+                "attempts": 1,  # one run
+            }
+        ]
+
+
+async def test_two_users_jobs_run_side_by_side(
+    alice: UserClient, bob: UserClient, app: FastAPI
+) -> None:
+    """One worker holds both jobs at once (procrastinate: a task each), sharing its photo slots."""
+    jobs = []
+    for user, seed in ((alice, 10), (bob, 20)):
+        resp = await user.client.post(
+            "/caption-jobs", files=album(3, seed=seed), data={"max_tokens": "2"}
+        )
+        assert resp.status_code == 202, resp.text
+        jobs.append((user, resp.json()["id"]))
+    for user, job_id in jobs:
+        done = await wait_done(user.client, job_id)
+        assert done["progress"] == {"total": 3, "done": 3, "failed": 0, "running": 0}
+    settings = app.state.runtime.settings
+    if settings.uses_postgresql:
+        tasks = await wait_task_succeeded(settings.database_url)
+        assert sorted(t["args"]["job_id"] for t in tasks) == sorted(j for _, j in jobs)
 
 
 class TestWithoutWorker:
@@ -142,3 +183,36 @@ def test_claims_are_exclusive_and_expire(database_url: str) -> None:
         assert repo.get(user.id, job.id).status == "done"  # type: ignore[union-attr]
         assert repo.progress(job.id).done == 5
     engine.dispose()
+
+
+def test_postgresql_submission_defers_its_task_in_the_same_transaction(postgres_url: str) -> None:
+    upgrade(postgres_url)
+    queue = build_job_queue(Settings(database_url=postgres_url))
+    assert queue.name == "procrastinate"
+    engine = create_engine(postgres_url)
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        user = UserRepository(session).create("dave")
+        job = JobRepository(session).create(user.id, "{}", [NewItem("a.jpg", "k")])
+        queue.enqueue(session, job.id)
+    with pytest.raises(RuntimeError), transaction(sessions) as session:
+        lost = JobRepository(session).create(user.id, "{}", [NewItem("b.jpg", "k")])
+        queue.enqueue(session, lost.id)
+        raise RuntimeError("the submission fails after its task was deferred")
+    engine.dispose()
+    assert procrastinate_tasks(postgres_url) == [
+        {
+            "task_name": "repic.caption_job",
+            "queue_name": "caption-jobs",
+            "args": {"job_id": job.id},
+            "status": "todo",
+            "attempts": 0,
+        }
+    ]
+
+
+def test_queue_follows_the_database(tmp_path: Path) -> None:
+    sqlite = f"sqlite:///{tmp_path / 'q.db'}"
+    assert build_job_queue(Settings(database_url=sqlite)).name == "embedded"
+    with pytest.raises(ValidationError, match="procrastinate needs PostgreSQL"):
+        Settings(database_url=sqlite, jobs={"queue": "procrastinate"})

@@ -2,7 +2,9 @@
 it resumes, and every photo ends with exactly one caption (none finished before a kill is redone).
 
 The in-process transformers backend (tiny random Qwen2.5-VL), so photos take long enough for a
-kill to land mid-job; SQLite, the embedded default, shared by the API and worker processes."""
+kill to land mid-job. Once on each queue: the embedded one on SQLite (the default, shared by the
+API and worker processes), and procrastinate on PostgreSQL, whose killed workers' tasks come back
+through its heartbeats."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from sqlalchemy import create_engine, text
 
 from model.tiny.clip import TinyClip
 from tests.helpers import images
-from tests.helpers.jobs import album, service_env, start_worker
-from tests.helpers.server import create_users, start_server
+from tests.helpers.jobs import album, procrastinate_tasks, service_env, start_worker
+from tests.helpers.server import Process, create_users, start_server
 
 pytestmark = pytest.mark.live
 
@@ -45,24 +47,37 @@ def _wait(client: httpx.Client, job_id: str, *, done_at_least: int, timeout_s: f
         time.sleep(0.05)
 
 
+@pytest.fixture(params=["embedded", "procrastinate"])
+def queue_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The queue under test, and the database it needs."""
+    if request.param == "embedded":
+        return {"REPIC_JOBS__QUEUE": "embedded"}  # on SQLite (service_env's default)
+    url: str = request.getfixturevalue("postgres_url")
+    return {"REPIC_JOBS__QUEUE": "procrastinate", "REPIC_DATABASE_URL": url}
+
+
 def test_killed_api_then_killed_worker_caption_each_photo_once(
-    tmp_path: Path, tiny_clip: TinyClip, tiny_qwen_dir: Path
+    tmp_path: Path, tiny_clip: TinyClip, tiny_qwen_dir: Path, queue_env: dict[str, str]
 ) -> None:
     env = service_env(
         tmp_path,
         {
+            **queue_env,
             "REPIC_EMBEDDER__MODEL": str(tiny_clip.config_path),
             "REPIC_EMBEDDER__PRETRAINED": str(tiny_clip.checkpoint_path),
             "REPIC_VLM__BACKEND": "transformers",
             "REPIC_VLM__MODEL": str(tiny_qwen_dir),
             "REPIC_JOBS__CONCURRENCY": "2",
             "REPIC_JOBS__POLL_S": "0.1",
-            "REPIC_JOBS__LEASE_S": "3",
+            # Short, for a quick test; long enough that a busy machine's late heartbeat is
+            # not taken for a dead worker (that would only run a task twice, harmlessly).
+            "REPIC_JOBS__LEASE_S": "5",
         },
     )
     db_url = env["REPIC_DATABASE_URL"]
     key = create_users(env, "alice")["alice"]
     api = start_server(env, tmp_path / "api.log")
+    worker: Process | None = None
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
@@ -81,9 +96,10 @@ def test_killed_api_then_killed_worker_caption_each_photo_once(
         done_1 = {i for i, r in before_api_kill.items() if r["status"] == "done"}
         assert 3 <= len(done_1) < PHOTOS, "the kill must land mid-job"
 
-        # Restart as a split deployment: an API that runs no jobs, and a worker that does.
-        api = start_server({**env, "REPIC_JOBS__RUN_IN_API": "false"}, tmp_path / "api.log")
+        # Restart as a split deployment: a worker that runs jobs (starting while the API does),
+        # and an API that runs none.
         worker = start_worker(env, tmp_path / "worker.log")
+        api = start_server({**env, "REPIC_JOBS__RUN_IN_API": "false"}, tmp_path / "api.log")
         with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
             _wait(client, job_id, done_at_least=len(done_1) + 2)
             worker.kill()
@@ -93,8 +109,9 @@ def test_killed_api_then_killed_worker_caption_each_photo_once(
             worker = start_worker(env, tmp_path / "worker.log")
             _wait(client, job_id, done_at_least=PHOTOS)
             body = client.get(f"/caption-jobs/{job_id}").json()
-        worker.stop()
     finally:
+        if worker is not None:
+            worker.stop()
         api.stop()
 
     assert body["status"] == "done"
@@ -108,3 +125,9 @@ def test_killed_api_then_killed_worker_caption_each_photo_once(
     assert all(r["attempts"] == 1 for i, r in final.items() if i in done_1)
     # Photos in flight at a kill were taken again once their lease ran out.
     assert max(r["attempts"] for r in final.values()) >= 2
+    if queue_env["REPIC_JOBS__QUEUE"] == "procrastinate":
+        # One task, run by the killed API's worker, retried by procrastinate when its
+        # heartbeats stopped, run by the killed worker, retried again, then run to the end.
+        (task,) = procrastinate_tasks(db_url)
+        assert task["args"] == {"job_id": job_id} and task["status"] == "succeeded"
+        assert task["attempts"] >= 3

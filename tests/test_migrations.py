@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine, inspect, text
 
 from app.migrate import downgrade, upgrade
+from migrations import include_name
 from store.models import Base
 
 
@@ -33,7 +34,8 @@ def test_schema_matches_models(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            context = MigrationContext.configure(conn, opts={"include_name": include_name})
+            diff = compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
     assert diff == [], "models changed without a migration: run `alembic revision --autogenerate`"

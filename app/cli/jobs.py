@@ -24,10 +24,18 @@ def worker(
         int | None, typer.Option(min=1, max=256, help="Overrides REPIC_JOBS__CONCURRENCY")
     ] = None,
 ) -> None:
-    """Run caption jobs until SIGINT/SIGTERM (as many workers as you like, on one database)."""
+    """Run caption jobs until SIGINT/SIGTERM (as many workers as you like, on one database).
+
+    On PostgreSQL it is a procrastinate worker on the `caption-jobs` queue; on SQLite it polls
+    the job tables (REPIC_JOBS__QUEUE chooses otherwise).
+    """
+    from app.logs import configure_logging
     from app.services.job_runner import JobRunner
 
     runtime = _runtime()
+    settings = runtime.settings
+    if settings.log_format != "inherit":
+        configure_logging(settings.log_level, json=settings.log_format == "json")
     if concurrency is not None:
         runtime.settings.jobs.concurrency = concurrency
 
@@ -37,7 +45,7 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.stop)
         try:
-            await runner.run()
+            await runtime.job_queue.run_worker(runner)
         finally:
             await runtime.vlm.aclose()
             runtime.engine.dispose()
@@ -78,7 +86,7 @@ def caption_album(
 
     Resumable: the job id is kept next to the output (OUTPUT.job); run the same command again
     after an interruption and it follows the same job, whose finished photos are not redone.
-    Workers (`repic worker`, or an API running jobs) help; this command captions too.
+    Workers (`repic worker`, or an API running jobs) help; this command captions its job too.
     """
     from app.services.jobs import JobOptions, JobService
 
@@ -129,7 +137,7 @@ async def _follow(runtime: Runtime, owner: int, job_id: str) -> None:
 
     service = JobService(runtime)
     try:
-        async with running_jobs(runtime, name="caption-album"):
+        async with running_jobs(runtime, name="caption-album", job_id=job_id):
             with _progress() as progress:
                 view = await runtime.run(service.view, owner, job_id)
                 task = progress.add_task("captioning", total=view.progress.total)

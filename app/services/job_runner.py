@@ -1,9 +1,11 @@
 """The worker loop of caption jobs: claim photos, caption them concurrently, record results.
 
-The same loop runs inside the API process (embedded default, `REPIC_JOBS__RUN_IN_API`) and in
-`repic worker` processes. Up to ``jobs.concurrency`` photos are in flight at once, so that many
-requests reach the VLM together and vLLM can batch them. Leases of photos in flight are renewed
-while they run; a killed worker's photos are claimed again once their lease has run out.
+The same loop runs whichever queue hands out the jobs (:mod:`app.services.job_queue`): on every
+job for the embedded queue, on one job per task for procrastinate; inside the API process
+(`REPIC_JOBS__RUN_IN_API`) or in `repic worker` processes. Up to ``jobs.concurrency`` photos are
+in flight at once, so that many requests reach the VLM together and vLLM can batch them. Leases
+of photos in flight are renewed while they run; a killed worker's photos are claimed again once
+their lease has run out.
 """
 
 from __future__ import annotations
@@ -43,71 +45,114 @@ class _JobCaptions(CaptionService):
 
 
 class JobRunner:
-    """Runs caption jobs until :meth:`stop`; ``name`` identifies the worker in logs."""
+    """Captions job photos until :meth:`stop`; ``name`` identifies the worker in logs.
+
+    :meth:`run` may run several times at once (a queue's worker runs one per job it holds):
+    the loops share ``jobs.concurrency`` photo slots, so a worker process never has more
+    photos in flight than that, however many jobs it works on.
+    """
 
     def __init__(self, runtime: Runtime, name: str | None = None) -> None:
         self.rt = runtime
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.cfg = runtime.settings.jobs
         self.blobs = job_blobs(runtime)
-        self._in_flight: dict[int, Claimed] = {}
+        self._busy = 0
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def stopped(self) -> None:
+        """Return once :meth:`stop` was called."""
+        await self._stopping.wait()
 
     def wake(self) -> None:
         """Look for work now (a job was just submitted in this process)."""
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop claiming; photos in flight are abandoned to their lease."""
+        """Stop claiming; photos in flight are handed back (or abandoned to their lease)."""
         self._stopping.set()
         self._wake.set()
 
-    async def run(self) -> None:
-        """Claim and caption photos until stopped."""
-        log.info("caption job worker %s started (concurrency %d)", self.name, self.cfg.concurrency)
+    async def run(self, job_id: str | None = None) -> bool:
+        """Claim and caption photos until stopped: of every job, or of ``job_id`` only, until
+        that job is finished or deleted. Whether it returned because ``job_id`` is finished."""
+        log.info(
+            "caption job worker %s started on %s (concurrency %d)",
+            self.name,
+            f"job {job_id}" if job_id else "every job",
+            self.cfg.concurrency,
+        )
         tasks: set[asyncio.Task[None]] = set()
-        renewer = asyncio.create_task(self._renew_leases())
+        in_flight: dict[int, Claimed] = {}
+        renewer = asyncio.create_task(self._renew_leases(in_flight))
         try:
             while not self._stopping.is_set():
-                free = self.cfg.concurrency - len(tasks)
-                claimed = await self._claim(free) if free > 0 else []
+                claimed = await self._claim(job_id)
                 for c in claimed:
-                    self._in_flight[c.item_id] = c
-                    task = asyncio.create_task(self._caption(c))
+                    in_flight[c.item_id] = c
+                    task = asyncio.create_task(self._caption(c, in_flight))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                if claimed and len(tasks) < self.cfg.concurrency:
+                if claimed and self._busy < self.cfg.concurrency:
                     continue
+                if job_id is not None and not tasks and await self._finished(job_id):
+                    return True
                 self._wake.clear()
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait(
                     {woken, *tasks}, timeout=self.cfg.poll_s, return_when=asyncio.FIRST_COMPLETED
                 )
                 woken.cancel()
+            return False
         finally:
             renewer.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(renewer, *tasks, return_exceptions=True)
-            await self._release()
-            log.info("caption job worker %s stopped", self.name)
+            await self._release(in_flight)
+            log.info("caption job worker %s stopped on %s", self.name, job_id or "every job")
 
-    async def _claim(self, limit: int) -> list[Claimed]:
-        def claim() -> list[Claimed]:
-            with transaction(self.rt.sessions) as session:
-                return JobRepository(session).claim(limit, self.cfg.lease_s)
-
-        try:
-            return await self.rt.run(claim)
-        except Exception:
-            log.exception("caption job worker %s cannot claim photos", self.name)
+    async def _claim(self, job_id: str | None) -> list[Claimed]:
+        """Claim photos for the free slots; the slots are taken before the claim so that two
+        loops of this process never claim the same free slot."""
+        free = self.cfg.concurrency - self._busy
+        if free <= 0:
             return []
 
-    async def _release(self) -> None:
+        def claim() -> list[Claimed]:
+            with transaction(self.rt.sessions) as session:
+                return JobRepository(session).claim(free, self.cfg.lease_s, job_id)
+
+        self._busy += free
+        claimed: list[Claimed] = []
+        try:
+            claimed = await self.rt.run(claim)
+        except Exception:
+            log.exception("caption job worker %s cannot claim photos", self.name)
+        finally:
+            self._busy -= free - len(claimed)
+        return claimed
+
+    async def _finished(self, job_id: str) -> bool:
+        def finished() -> bool:
+            with self.rt.sessions() as session:
+                return JobRepository(session).is_finished(job_id)
+
+        try:
+            return await self.rt.run(finished)
+        except Exception:
+            log.exception("caption job worker %s cannot read job %s", self.name, job_id)
+            return False
+
+    async def _release(self, in_flight: dict[int, Claimed]) -> None:
         """Hand photos cut short by a clean stop back at once, instead of after their lease."""
-        claims = list(self._in_flight.values())
-        self._in_flight.clear()
+        claims = list(in_flight.values())
+        in_flight.clear()
         if not claims:
             return
 
@@ -120,10 +165,10 @@ class JobRunner:
         except Exception:
             log.exception("caption job worker %s cannot release its photos", self.name)
 
-    async def _renew_leases(self) -> None:
+    async def _renew_leases(self, in_flight: dict[int, Claimed]) -> None:
         while True:
             await asyncio.sleep(self.cfg.lease_s / 3)
-            claims = list(self._in_flight.values())
+            claims = list(in_flight.values())
             if not claims:
                 continue
 
@@ -136,17 +181,23 @@ class JobRunner:
             except Exception:
                 log.exception("caption job worker %s cannot renew its leases", self.name)
 
-    async def _caption(self, claimed: Claimed) -> None:
+    async def _caption(self, claimed: Claimed, in_flight: dict[int, Claimed]) -> None:
         try:
-            ok, result = await self._result(claimed)
-            await self.rt.run(self._record, claimed, ok, result)
-        except Exception:
-            # The database is unreachable: the lease runs out and another try follows.
-            log.exception(
-                "caption job %s photo %s: result not recorded", claimed.job_id, claimed.item_id
-            )
-        # Not reached when cancelled: a clean stop releases the photos still in flight.
-        self._in_flight.pop(claimed.item_id, None)
+            try:
+                ok, result = await self._result(claimed)
+                await self.rt.run(self._record, claimed, ok, result)
+            except Exception:
+                # The database is unreachable: the lease runs out and another try follows.
+                log.exception(
+                    "caption job %s photo %s: result not recorded",
+                    claimed.job_id,
+                    claimed.item_id,
+                )
+            # Not reached when cancelled: a clean stop releases the photos still in flight.
+            in_flight.pop(claimed.item_id, None)
+        finally:
+            self._busy -= 1
+            self._wake.set()
 
     async def _result(self, claimed: Claimed) -> tuple[bool, str]:
         options = JobOptions.model_validate_json(claimed.options)
@@ -187,10 +238,13 @@ class JobRunner:
 
 
 @contextlib.asynccontextmanager
-async def running_jobs(runtime: Runtime, name: str | None = None) -> AsyncIterator[JobRunner]:
-    """A :class:`JobRunner` running in the background for the duration of the block."""
+async def running_jobs(
+    runtime: Runtime, name: str | None = None, job_id: str | None = None
+) -> AsyncIterator[JobRunner]:
+    """A :class:`JobRunner` running in the background for the duration of the block, on every
+    job or on ``job_id`` only."""
     runner = JobRunner(runtime, name)
-    task = asyncio.create_task(runner.run())
+    task = asyncio.create_task(runner.run(job_id))
     try:
         yield runner
     finally:

@@ -1,8 +1,9 @@
 """Caption jobs as use cases: submit an album, follow it, page its results, delete it.
 
 A job's photos are validated at submission (a photo that cannot be decoded is recorded as
-failed with its problem, the others run), stored as blobs, and captioned later by a worker
-(:mod:`app.services.job_runner`), in the API process or in `repic worker` processes.
+failed with its problem, the others run), stored as blobs, queued
+(:mod:`app.services.job_queue`) in the transaction that writes the job, and captioned later by a
+worker (:mod:`app.services.job_runner`), in the API process or in `repic worker` processes.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class JobService:
             job = JobRepository(session).create(
                 user_id, options.model_dump_json(exclude_none=True), items
             )
+            self.rt.job_queue.enqueue(session, job.id)
         return self.view(user_id, job.id)
 
     def _item(self, filename: str, data: bytes) -> NewItem:

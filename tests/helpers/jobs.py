@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from tests.helpers import images
 from tests.helpers.server import BIN, Process, start_process
@@ -83,3 +84,31 @@ def parse_events(text: str) -> list[tuple[str, Any]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines())
         events.append((fields["event"], json.loads(fields["data"])))
     return events
+
+
+def procrastinate_tasks(db_url: str) -> list[dict[str, Any]]:
+    """The rows of procrastinate's job table: what the queue did with each caption job."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT task_name, queue_name, args, status, attempts FROM procrastinate_jobs "
+                    "ORDER BY id"
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+async def wait_task_succeeded(db_url: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """procrastinate's rows once every task has succeeded (the worker records that just after
+    the job's last photo)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tasks = procrastinate_tasks(db_url)
+        if tasks and all(t["status"] == "succeeded" for t in tasks):
+            return tasks
+        assert time.monotonic() < deadline, tasks
+        await asyncio.sleep(0.1)
