@@ -17,7 +17,8 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API k
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency on its thread pool, one hand-off per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
