@@ -91,7 +91,9 @@ def _overheads(run: Run) -> np.ndarray:
     return np.asarray([t["total"] - t["vlm"] for t in run.timings])
 
 
-async def measure(api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int], ...]) -> str:
+async def measure(
+    api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int], ...], floor_cpu: float
+) -> str:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
         c = Client(api, http)
@@ -110,6 +112,7 @@ async def measure(api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int
                         str(concurrency),
                         str(requests),
                         f"{api_cpu:.1f}",
+                        f"{api_cpu / floor_cpu:.2f}x",
                         f"{vllm_cpu:.1f}",
                         f"{p50:.1f} / {np.percentile(over, 99):.1f}",
                         f"{p50 / c1:.2f}x",
@@ -122,6 +125,7 @@ async def measure(api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int
         "concurrency",
         "requests",
         "service CPU ms/req",
+        "/ floor CPU",
         "vLLM CPU ms/req",
         "overhead = total - vlm, p50 / p99 ms",
         "p50 overhead / concurrency-1 p50 of the pass",
@@ -170,7 +174,7 @@ def main() -> None:
         api = start_api(root / "api", clip, vllm, "bench")
         stack.callback(api.stop)
         levels = QUICK_LEVELS if args.quick else LEVELS
-        table = asyncio.run(measure(api, vllm, levels))
+        table = asyncio.run(measure(api, vllm, levels, floor[2]))
     body = "\n\n".join(
         [
             "## Service CPU and concurrency at 0.3 MP (vLLM-CPU, tiny models)",
