@@ -1,4 +1,8 @@
-"""Typed FastAPI dependencies: the runtime, the current user, the admin guard."""
+"""Typed FastAPI dependencies: the runtime, the current user, the admin guard, the services.
+
+Routes take services as ``Annotated`` dependencies, so a test can swap one through
+``app.dependency_overrides[concept_service] = ...`` without touching the runtime.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from app.problems import ProblemError
 from app.runtime import Runtime
+from app.services.captioning import CaptionService
+from app.services.concepts import ConceptService
+from app.services.jobs import JobService
+from app.services.retrieval import RetrievalService
+from app.services.streaming import StreamingCaptionService
+from app.services.user_data import UserDataService
 from app.services.users import UserService
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
@@ -24,6 +34,43 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def user_service(runtime: RuntimeDep) -> UserService:
+    return UserService(runtime.sessions, max_active_keys=runtime.settings.quota.api_keys)
+
+
+def user_data_service(runtime: RuntimeDep) -> UserDataService:
+    return UserDataService(runtime)
+
+
+def concept_service(runtime: RuntimeDep) -> ConceptService:
+    return ConceptService(runtime)
+
+
+def retrieval_service(runtime: RuntimeDep) -> RetrievalService:
+    return RetrievalService(runtime)
+
+
+def caption_service(runtime: RuntimeDep) -> CaptionService:
+    return CaptionService(runtime)
+
+
+def streaming_caption_service(runtime: RuntimeDep) -> StreamingCaptionService:
+    return StreamingCaptionService(runtime)
+
+
+def job_service(runtime: RuntimeDep) -> JobService:
+    return JobService(runtime)
+
+
+UserServiceDep = Annotated[UserService, Depends(user_service)]
+UserDataServiceDep = Annotated[UserDataService, Depends(user_data_service)]
+ConceptServiceDep = Annotated[ConceptService, Depends(concept_service)]
+RetrievalServiceDep = Annotated[RetrievalService, Depends(retrieval_service)]
+CaptionServiceDep = Annotated[CaptionService, Depends(caption_service)]
+StreamingCaptionServiceDep = Annotated[StreamingCaptionService, Depends(streaming_caption_service)]
+JobServiceDep = Annotated[JobService, Depends(job_service)]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The error a request raises to answer with a problem document, without the web framework.
+"""The error the HTTP layer (routes, auth, guards) raises to answer with a problem document.
 
-Pure Python so that services and the command line can raise and catch it without importing
-FastAPI; ``app.problems`` renders it as RFC 9457 ``application/problem+json``.
+Services raise the domain errors of :mod:`app.services.errors` instead; ``app.problems`` renders
+both as RFC 9457 ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,3 @@ class ProblemError(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.errors = errors
-
-
-def not_found(what: str) -> ProblemError:
-    """The 404 problem for something that does not exist or belongs to another user."""
-    return ProblemError(404, "not-found", f"{what} does not exist (or is not yours).")

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every 4xx/5xx answer is ``application/problem+json``.
 
 ``type`` is a stable URN per kind of problem (documented in the README); ``detail`` tells the
-caller what to do.
+caller what to do. This is the one place where the domain errors of :mod:`app.services.errors`
+become HTTP statuses and headers.
 """
 
 from __future__ import annotations
@@ -17,9 +18,22 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-# Defined without FastAPI (the command line raises them too); re-exported for the API.
+# Defined without FastAPI; re-exported for the API.
 from app.errors import ProblemError as ProblemError
-from app.errors import not_found as not_found
+from app.services.errors import (
+    Conflict,
+    DomainError,
+    Failed,
+    InvalidInput,
+    NotFound,
+    NotSupported,
+    TooLarge,
+    TooMany,
+    Unavailable,
+    UnsupportedMedia,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:repic:problem:"
@@ -64,6 +78,39 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="Field errors of a validation problem."
     )
+
+
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    UnsupportedMedia: 415,
+    TooLarge: 413,
+    TooMany: 429,
+    Unavailable: 503,
+    NotSupported: 501,
+    UpstreamRefused: 502,
+    UpstreamTimeout: 504,
+    Failed: 500,
+}
+
+
+def as_problem(exc: DomainError) -> ProblemError:
+    """The problem a domain error answers with: its status, type, detail and headers."""
+    status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 500)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return ProblemError(status, exc.kind, exc.detail, headers=headers, errors=exc.errors)
+
+
+def problem_json(exc: DomainError) -> str:
+    """A domain error as the problem JSON a job result or a stream event carries."""
+    problem = as_problem(exc)
+    return Problem(
+        type=f"{TYPE_PREFIX}{problem.kind}",
+        title=status_title(problem.status),
+        status=problem.status,
+        detail=problem.detail,
+    ).model_dump_json(exclude_none=True)
 
 
 def status_title(status: int) -> str:
@@ -126,6 +173,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, exc.status, exc.kind, exc.detail, headers=exc.headers, errors=exc.errors
         )
 
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return await on_problem(request, as_problem(exc))
+
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
@@ -176,6 +227,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(OverflowError, on_overflow)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -13,16 +13,11 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from app.problems import ProblemError
+from app.services.errors import TooMany
 
 
-def too_many(detail: str, retry_after_s: float) -> ProblemError:
-    return ProblemError(
-        429,
-        "rate-limited",
-        detail,
-        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
-    )
+def too_many(detail: str, retry_after_s: float) -> TooMany:
+    return TooMany("rate-limited", detail, retry_after_s=max(1, math.ceil(retry_after_s)))
 
 
 class RateLimiter:
@@ -34,7 +29,7 @@ class RateLimiter:
         self._buckets: dict[int, tuple[float, float]] = {}
 
     def check(self, user_id: int) -> None:
-        """Take one token for ``user_id`` or raise a 429 problem saying when to retry."""
+        """Take one token for ``user_id`` or raise :class:`TooMany` saying when to retry."""
         now = time.monotonic()
         tokens, last = self._buckets.get(user_id, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)

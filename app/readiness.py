@@ -1,4 +1,4 @@
-"""Readiness of the models and their optional background preload."""
+"""Readiness of the models and their optional background preload, alike for every model."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from app.runtime import Runtime
 from app.schemas import ComponentReadiness
-from model.embedder import EmbedderUnavailable
-from model.vlm.base import VLMError
+from model.lifecycle import ManagedModel, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -16,37 +15,38 @@ log = logging.getLogger(__name__)
 def model_readiness_checks(
     runtime: Runtime,
 ) -> dict[str, Callable[[], Awaitable[ComponentReadiness]]]:
-    async def embedder() -> ComponentReadiness:
-        # Without preloading, the load is attempted here so that a missing checkpoint is
-        # reported, not hidden behind "loads on first use" (a failure is cached for a minute).
-        # With preloading, the probe only reports, so it never waits behind a download.
-        if not runtime.settings.preload_models:
-            try:
-                await runtime.run(runtime.vectors.embedder.load)
-            except EmbedderUnavailable as exc:
-                return ComponentReadiness(ready=False, detail=str(exc))
-        state = runtime.vectors.embedder.readiness()
-        return ComponentReadiness(ready=state.ready, detail=state.detail)
+    """One check per model of the runtime (looked up at each probe, so a swapped model counts)."""
 
-    async def vlm() -> ComponentReadiness:
-        state = await runtime.vlm.readiness()
-        return ComponentReadiness(ready=state.ready, detail=state.detail)
+    def check(name: str) -> Callable[[], Awaitable[ComponentReadiness]]:
+        async def ready() -> ComponentReadiness:
+            model = runtime.models()[name]
+            # Without preloading, a model that is cheap to load is loaded here, so that a missing
+            # checkpoint is reported, not hidden behind "loads on first use" (a failure is
+            # remembered for a while). With preloading, the probe only reports, so it never
+            # waits behind a download.
+            if model.probe_loads and not runtime.settings.preload_models:
+                try:
+                    await model.aload()
+                except ModelUnavailable as exc:
+                    return ComponentReadiness(ready=False, detail=str(exc))
+            state = await model.areadiness()
+            return ComponentReadiness(ready=state.ready, detail=state.detail)
 
-    return {"embedder": embedder, "vlm": vlm}
+        return ready
+
+    return {name: check(name) for name in runtime.models()}
 
 
 async def preload_models(runtime: Runtime) -> None:
-    """Load the embedder, then the VLM, logging (not raising) what fails."""
+    """Load every model in turn (embedder, detector, VLM), logging (not raising) what fails."""
+    for name, model in runtime.models().items():
+        await _preload(name, model)
+
+
+async def _preload(name: str, model: ManagedModel) -> None:
     try:
-        await runtime.run(runtime.vectors.embedder.load)
-        log.info("embedder loaded: %s", runtime.vectors.embedder.readiness().detail)
-    except EmbedderUnavailable as exc:
-        log.error("embedder unavailable: %s", exc)
-    load = getattr(runtime.vlm, "load", None)
-    if load is None:
+        await model.aload()
+    except ModelUnavailable as exc:
+        log.error("%s unavailable: %s", name, exc)
         return
-    try:
-        await load()
-        log.info("VLM loaded: %s", runtime.vlm.model_name)
-    except VLMError as exc:
-        log.error("VLM unavailable: %s", exc)
+    log.info("%s loaded: %s", name, (await model.areadiness()).detail)

@@ -19,6 +19,7 @@ from app.quotas import CaptionSlots, FairGate, RateLimiter
 from app.schemas import ComponentReadiness
 from app.services.vectors import VectorStore
 from app.settings import Settings, StorageSettings, VLMSettings
+from model.lifecycle import ManagedModel
 from model.regions import Owlv2Proposer
 from model.vlm.base import VLMBackend
 from store.blobs import BlobStore, LocalBlobStore
@@ -55,6 +56,14 @@ class Runtime:
         # The in-process backend generates one caption at a time: one turn to hand out fairly.
         vlm = self.settings.vlm
         self.vlm_gate = FairGate(vlm.max_concurrency if vlm.backend == "openai" else 1)
+
+    def models(self) -> dict[str, ManagedModel]:
+        """Every model this runtime serves with, by readiness component name."""
+        found: dict[str, ManagedModel] = {"embedder": self.vectors.embedder}
+        if self.detector is not None:
+            found["detector"] = self.detector
+        found["vlm"] = self.vlm
+        return found
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run blocking work (decode, embed, SQL, FAISS) in the bounded pool, off the loop."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from app.services.captioning import CaptionResult
 
 INFO_MAX = 2000
 CATEGORY_MAX = 64
@@ -181,4 +185,22 @@ class CaptionPublic(BaseModel):
     model: str
     timings_ms: dict[str, float] = Field(
         description="decode, embed, search, prompt, vlm and total, in milliseconds."
+    )
+
+
+def caption_public(result: CaptionResult) -> CaptionPublic:
+    """The body of `POST /caption` (also a job's result and `repic caption --json`)."""
+    return CaptionPublic(
+        caption=result.caption,
+        concepts_used=[
+            ConceptUsed(
+                id=m.concept.id,
+                name=m.concept.name,
+                score=None if math.isnan(m.score) else m.score,
+            )
+            for m in result.used
+        ],
+        concepts_mentioned=[ConceptRef(id=i, name=n) for i, n in result.mentioned],
+        model=result.model,
+        timings_ms={k: round(v, 3) for k, v in result.timings_ms.items()},
     )

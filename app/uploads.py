@@ -7,7 +7,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from fastapi import Request, UploadFile
 
 from app.problems import ProblemError
-from model.images import ImageError, NormalizedImage, header_pixels, normalize_image
+from app.services.errors import DomainError, InvalidInput, TooLarge, UnsupportedMedia
+from model.images import (
+    ImageError,
+    ImageTooLarge,
+    NormalizedImage,
+    UnsupportedImageType,
+    UnusableImageShape,
+    header_pixels,
+    normalize_image,
+)
 from model.photos import QueryPhoto, prepare_query
 
 _CHUNK = 1 << 20
@@ -20,8 +29,7 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     while chunk := await upload.read(_CHUNK):
         size += len(chunk)
         if size > max_bytes:
-            raise ProblemError(
-                413,
+            raise TooLarge(
                 "image-too-large",
                 f"The file {upload.filename or '(unnamed)'} is larger than {max_bytes:,} bytes; "
                 "downscale or recompress it.",
@@ -49,7 +57,7 @@ def normalize_uploads(
                 normalize_image(data, max_pixels=max_pixels, max_side=max_side, keep_pixels=True)
             )
         except ImageError as exc:
-            raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc
+            raise image_refused(filename, exc) from exc
     return images
 
 
@@ -72,7 +80,19 @@ def decode_query(
             clip_min_side=clip_min_side,
         )
     except ImageError as exc:
-        raise ProblemError(exc.status, exc.kind, f"{filename or '(unnamed)'}: {exc}") from exc
+        raise image_refused(filename, exc) from exc
+
+
+def image_refused(filename: str, exc: ImageError) -> DomainError:
+    """The domain error for an image that cannot be accepted, naming the file."""
+    detail = f"{filename or '(unnamed)'}: {exc}"
+    if isinstance(exc, UnsupportedImageType):
+        return UnsupportedMedia("unsupported-image-type", detail)
+    if isinstance(exc, ImageTooLarge):
+        return TooLarge("image-too-large", detail)
+    if isinstance(exc, UnusableImageShape):
+        return InvalidInput("image-shape", detail)
+    return InvalidInput("invalid-image", detail)
 
 
 def single_valued(*fields: str) -> Callable[[Request], Awaitable[None]]:
@@ -103,8 +123,7 @@ def _check_request_pixels(payloads: Sequence[bytes], max_request_pixels: int | N
         return
     total = sum(header_pixels(data) for data in payloads)
     if total > max_request_pixels:
-        raise ProblemError(
-            413,
+        raise TooLarge(
             "request-too-many-pixels",
             f"The images of this request decode to {total:,} pixels; the limit per request "
             f"is {max_request_pixels:,}. Send fewer or smaller images.",

@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,8 @@ import numpy as np
 import open_clip
 import torch
 from PIL import Image
+
+from model.lifecycle import LifecycleModel, ModelLifecycle, ModelReadiness, ModelUnavailable
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _PREFERRED_CHECKPOINTS = (
@@ -41,24 +41,16 @@ _PREFERRED_CHECKPOINTS = (
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
-class EmbedderUnavailable(RuntimeError):
+class EmbedderUnavailable(ModelUnavailable):
     """The configured CLIP model cannot be loaded; the message says how to fix it."""
 
 
-class EmbedderState(StrEnum):
-    NOT_LOADED = "not_loaded"
-    LOADED = "loaded"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
-class EmbedderReadiness:
-    state: EmbedderState
-    detail: str
-
-    @property
-    def ready(self) -> bool:
-        return self.state is EmbedderState.LOADED
+class _Loaded:
+    visual: torch.nn.Module
+    preprocess: Any
+    device: torch.device
+    dtype: torch.dtype
 
 
 @dataclass(frozen=True)
@@ -172,8 +164,8 @@ def _resolve(model: str, pretrained: str | None) -> _Resolved:
     )
 
 
-class ClipEmbedder:
-    """Lazy, thread-safe open_clip image encoder.
+class ClipEmbedder(LifecycleModel[_Loaded]):
+    """Lazy, thread-safe open_clip image encoder (a :class:`~model.lifecycle.ModelLifecycle`).
 
     ``device="auto"`` picks CUDA when available and runs it in fp16 there. After a failed load the
     error is repeated for ``retry_after_s`` seconds before loading is tried again, so a missing
@@ -199,15 +191,12 @@ class ClipEmbedder:
         self._device_setting = device
         self.batch_size = batch_size
         self._cache_dir = cache_dir
-        self._retry_after_s = retry_after_s
+        # Guards the resolution of the settings, which the lifecycle's load also needs.
         self._lock = threading.Lock()
         self._resolved: _Resolved | None = None
-        self._visual: torch.nn.Module | None = None
-        self._preprocess: Any = None
-        self._device = torch.device("cpu")
-        self._dtype = torch.float32
-        self._error: EmbedderUnavailable | None = None
-        self._failed_at = 0.0
+        self.lifecycle = ModelLifecycle(
+            model, self._load_blocking, self._describe, retry_after_s=retry_after_s
+        )
 
     def _resolve_locked(self) -> _Resolved:
         if self._resolved is None:
@@ -238,37 +227,21 @@ class ClipEmbedder:
             size = self._resolve_locked().model_cfg["vision_cfg"]["image_size"]
         return int(size) if isinstance(size, int) else int(max(size))
 
-    def readiness(self) -> EmbedderReadiness:
-        """Whether the weights are loaded, not yet loaded, or failed to load (and why)."""
-        if self._visual is not None:
-            return EmbedderReadiness(
-                EmbedderState.LOADED, f"{self._model_id_or_setting()} on {self._device}"
-            )
-        if self._error is not None:
-            return EmbedderReadiness(EmbedderState.FAILED, str(self._error))
-        return EmbedderReadiness(EmbedderState.NOT_LOADED, "loads on first use")
-
-    def _model_id_or_setting(self) -> str:
-        return self._resolved.model_id if self._resolved else self._model_setting
+    def readiness(self) -> ModelReadiness:
+        """Whether the weights are loaded, loading, not yet loaded, or failed to load (and why)."""
+        return self.lifecycle.readiness()
 
     def load(self) -> None:
         """Load the weights once; raises :class:`EmbedderUnavailable` when they cannot be."""
-        if self._visual is not None:
-            return
-        with self._lock:
-            if self._visual is not None:
-                return
-            if self._error is not None and time.monotonic() - self._failed_at < self._retry_after_s:
-                raise self._error
-            try:
-                self._load_locked()
-            except EmbedderUnavailable as exc:
-                self._error, self._failed_at = exc, time.monotonic()
-                raise
-            self._error = None
+        self.lifecycle.load()
 
-    def _load_locked(self) -> None:
-        resolved = self._resolve_locked()
+    def _describe(self, loaded: _Loaded) -> str:
+        model_id = self._resolved.model_id if self._resolved else self._model_setting
+        return f"{model_id} on {loaded.device}"
+
+    def _load_blocking(self) -> _Loaded:
+        with self._lock:
+            resolved = self._resolve_locked()
         if self._device_setting == "auto":
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
@@ -291,18 +264,15 @@ class ClipEmbedder:
         # Only the image tower is ever run; dropping the text tower frees its memory.
         visual = model.visual.eval().requires_grad_(False)
         del model
-        self._preprocess, self._device = preprocess, device
-        self._dtype = torch.float16 if half else torch.float32
-        self._visual = visual
+        return _Loaded(visual, preprocess, device, torch.float16 if half else torch.float32)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed images into a float32 ``[n, dim]`` array of unit-length rows.
 
         All images go through the model in batches of at most ``batch_size``.
         """
-        self.load()
-        visual, preprocess = self._visual, self._preprocess
-        assert visual is not None
+        loaded = self.lifecycle.load()
+        visual, preprocess = loaded.visual, loaded.preprocess
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = []
@@ -313,7 +283,7 @@ class ClipEmbedder:
                         preprocess(img.convert("RGB"))
                         for img in images[start : start + self.batch_size]
                     ]
-                ).to(self._device, dtype=self._dtype)
+                ).to(loaded.device, dtype=loaded.dtype)
                 chunks.append(visual(batch).float().cpu().numpy())
         vectors = np.concatenate(chunks).astype(np.float32, copy=False)
         # Normalised in float32 after the forward: fp16 norms are off by about 1e-3.

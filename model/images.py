@@ -38,32 +38,23 @@ VLM_MIN_SIDE = 14
 
 
 class ImageError(Exception):
-    """An upload that cannot be accepted; ``status`` is the HTTP status it maps to."""
-
-    status = 422
-    kind = "invalid-image"
+    """An upload that cannot be accepted; the subclass says why."""
 
 
 class UnsupportedImageType(ImageError):
-    status = 415
-    kind = "unsupported-image-type"
+    """Not an image format we decode."""
 
 
 class ImageTooLarge(ImageError):
-    status = 413
-    kind = "image-too-large"
+    """More pixels or a longer side than allowed."""
 
 
 class InvalidImage(ImageError):
-    status = 422
-    kind = "invalid-image"
+    """Truncated, corrupt or otherwise undecodable."""
 
 
 class UnusableImageShape(ImageError):
     """Decodable, but the captioning model cannot take it (too thin or too elongated)."""
-
-    status = 422
-    kind = "image-shape"
 
 
 def header_pixels(data: bytes) -> int:

@@ -10,12 +10,13 @@ as the user's concept categories.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+from model.lifecycle import LifecycleModel, ModelLifecycle, ModelReadiness, ModelUnavailable
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 Box = tuple[int, int, int, int]
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(ModelUnavailable):
     """The configured detector cannot be loaded; the message says how to fix it."""
 
 
@@ -90,8 +91,15 @@ def scale_region(region: Region, factor: float) -> Region:
     return Region((x0, y0, x1, y1), region.label)
 
 
-class Owlv2Proposer:
-    """Open-vocabulary boxes from OWLv2 for text queries, loaded lazily from a hub id or directory.
+@dataclass(frozen=True)
+class _Loaded:
+    model: Any
+    processor: Any
+
+
+class Owlv2Proposer(LifecycleModel[_Loaded]):
+    """Open-vocabulary boxes from OWLv2 for text queries, loaded lazily from a hub id or directory
+    (a :class:`~model.lifecycle.ModelLifecycle`: a failed load is retried after ``retry_after_s``).
 
     Boxes scoring at least ``threshold`` are de-duplicated across queries (non-maximum suppression
     at ``nms_iou``), smaller than ``min_side`` pixels dropped, and at most ``max_regions`` of the
@@ -107,6 +115,7 @@ class Owlv2Proposer:
         nms_iou: float = 0.5,
         min_side: int = 8,
         device: str = "cpu",
+        retry_after_s: float = 60.0,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
@@ -118,33 +127,37 @@ class Owlv2Proposer:
         self.nms_iou = nms_iou
         self.min_side = min_side
         self._device = device
-        self._lock = threading.Lock()
-        self._model: Any = None
-        self._processor: Any = None
+        self.lifecycle = ModelLifecycle(
+            f"OWLv2 detector {model_id_or_dir}",
+            self._load_blocking,
+            lambda _: f"OWLv2 detector {model_id_or_dir} on {device}",
+            retry_after_s=retry_after_s,
+        )
 
     def load(self) -> None:
         """Load processor and model once; raises :class:`DetectorUnavailable` if they cannot be."""
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is not None:
-                return
-            from transformers import Owlv2ForObjectDetection, Owlv2Processor
+        self.lifecycle.load()
 
-            try:
-                processor = Owlv2Processor.from_pretrained(self.source)
-                model = Owlv2ForObjectDetection.from_pretrained(self.source)
-            except (OSError, ValueError) as exc:
-                raise DetectorUnavailable(
-                    f"Could not load the OWLv2 detector {self.source!r}: {exc}. To run offline, "
-                    "save model and processor once where the network is reachable "
-                    "(save_pretrained into one directory) and set REPIC_REGIONS__DETECTOR_MODEL "
-                    "to that directory, or set REPIC_REGIONS__DETECTOR=none."
-                ) from exc
-            ready: Any = model
-            ready.to(self._device).eval()
-            # Published last: other threads test ``_model`` without the lock.
-            self._processor, self._model = processor, ready
+    def readiness(self) -> ModelReadiness:
+        """Whether the detector is loaded, loading, not yet loaded, or failed (and why)."""
+        return self.lifecycle.readiness()
+
+    def _load_blocking(self) -> _Loaded:
+        from transformers import Owlv2ForObjectDetection, Owlv2Processor
+
+        try:
+            processor = Owlv2Processor.from_pretrained(self.source)
+            model = Owlv2ForObjectDetection.from_pretrained(self.source)
+        except (OSError, ValueError) as exc:
+            raise DetectorUnavailable(
+                f"Could not load the OWLv2 detector {self.source!r}: {exc}. To run offline, "
+                "save model and processor once where the network is reachable "
+                "(save_pretrained into one directory) and set REPIC_REGIONS__DETECTOR_MODEL "
+                "to that directory, or set REPIC_REGIONS__DETECTOR=none."
+            ) from exc
+        ready: Any = model
+        ready.to(self._device).eval()
+        return _Loaded(ready, processor)
 
     def propose(self, img: Image.Image, queries: Sequence[str]) -> list[Region]:
         """Boxes for ``queries`` in ``img``, best first, labelled ``owlv2:<query>``."""
@@ -153,17 +166,17 @@ class Owlv2Proposer:
             return []
         import torch
 
-        self.load()
+        loaded = self.lifecycle.load()
         rgb = img.convert("RGB")
         width, height = rgb.size
-        inputs = self._processor(text=[texts], images=rgb, return_tensors="pt", truncation=True).to(
-            self._device
-        )
+        inputs = loaded.processor(
+            text=[texts], images=rgb, return_tensors="pt", truncation=True
+        ).to(self._device)
         with torch.inference_mode():
-            outputs = self._model(**inputs)
+            outputs = loaded.model(**inputs)
         # OWLv2 pads the image to a square at the bottom and right; boxes are relative to it.
         side = max(width, height)
-        found = self._processor.post_process_grounded_object_detection(
+        found = loaded.processor.post_process_grounded_object_detection(
             outputs, threshold=self.threshold, target_sizes=[(side, side)]
         )[0]
         return self._select(found["boxes"], found["scores"], found["labels"], texts, width, height)

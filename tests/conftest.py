@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
 from app.main import create_app
-from app.migrate import upgrade
 from app.settings import Settings
 from model.tiny.clip import TinyClip, build_tiny_clip
+from tests.db_templates import MigratedTemplates
 
 # Plugins, not imports: a session fixture imported into several modules starts once per module.
 pytest_plugins = ["tests.qwen_fixtures", "tests.vllm_fixtures"]
@@ -102,9 +102,15 @@ def settings(
     return Settings.model_validate(values)
 
 
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> MigratedTemplates:
+    """Migrations run once per session; each test's database is a copy of the result."""
+    return MigratedTemplates(tmp_path_factory.mktemp("db-templates"))
+
+
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    upgrade(settings.database_url)
+async def app(settings: Settings, migrated_templates: MigratedTemplates) -> AsyncIterator[FastAPI]:
+    migrated_templates.migrate(settings.database_url)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.embedder import ClipEmbedder, EmbedderState, EmbedderUnavailable, _resolve
+from model.embedder import ClipEmbedder, EmbedderUnavailable, _resolve
+from model.lifecycle import ModelState
 from model.tiny.clip import TinyClip, build_tiny_clip
 
 
@@ -39,7 +40,7 @@ def test_embed_returns_unit_rows_of_config_dim(embedder: ClipEmbedder) -> None:
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert embedder.dim == 32
-    assert embedder.readiness().state is EmbedderState.LOADED
+    assert embedder.readiness().state is ModelState.READY
 
 
 def test_empty_input_gives_empty_matrix(embedder: ClipEmbedder) -> None:
@@ -117,7 +118,7 @@ def test_missing_checkpoint_is_unavailable_with_fix(tiny: TinyClip, tmp_path: Pa
     assert "REPIC_EMBEDDER__PRETRAINED" in message
     assert "Hugging Face cache" in message
     readiness = embedder.readiness()
-    assert readiness.state is EmbedderState.FAILED
+    assert readiness.state is ModelState.FAILED
     assert not readiness.ready
     assert "nope.safetensors" in readiness.detail
 
@@ -181,7 +182,7 @@ def test_config_that_shadows_a_builtin_is_refused(tmp_path: Path) -> None:
 
 def test_not_loaded_until_first_use_and_concurrent_first_use(tiny: TinyClip) -> None:
     embedder = ClipEmbedder(str(tiny.config_path), str(tiny.checkpoint_path), "cpu")
-    assert embedder.readiness().state is EmbedderState.NOT_LOADED
+    assert embedder.readiness().state is ModelState.UNLOADED
     image = _images()[2]
     results: list[np.ndarray] = []
 

@@ -55,8 +55,8 @@ async def test_peft_adapter_changes_the_in_process_caption(
     tiny_qwen_dir: Path, tiny_lora_dir: Path, base_text: str
 ) -> None:
     backend = TransformersBackend(str(tiny_qwen_dir), adapter=str(tiny_lora_dir))
-    await backend.load()
-    assert "with adapter" in (await backend.readiness()).detail
+    await backend.aload()
+    assert "with adapter" in (await backend.areadiness()).detail
     generation = await backend.generate(PROMPT, max_tokens=MAX_TOKENS, cache_salt="t")
     await backend.aclose()
     assert generation.model == str(tiny_lora_dir)
@@ -71,7 +71,7 @@ async def test_missing_adapter_is_unavailable_with_what_to_do(
 ) -> None:
     backend = TransformersBackend(str(tiny_qwen_dir), adapter=str(tmp_path / "nowhere"))
     with pytest.raises(VLMUnavailable, match=r"adapter_config\.json"):
-        await backend.load()
+        await backend.aload()
 
 
 def test_adapter_setting_refused_with_the_vllm_backend() -> None:

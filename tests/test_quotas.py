@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.problems import ProblemError
 from app.quotas import CaptionSlots, FairGate, RateLimiter
+from app.services.errors import TooMany
 from tests import images
 from tests.conftest import UserClient, admin_headers
 from tests.test_concepts_api import assert_problem, create
@@ -87,19 +87,19 @@ async def test_decoded_pixels_per_request(alice: UserClient) -> None:
 def test_rate_limiter_refills() -> None:
     limiter = RateLimiter(per_minute=6000, burst=1)
     limiter.check(1)
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(TooMany) as refused:
         limiter.check(1)
-    assert refused.value.status == 429 and refused.value.headers["Retry-After"] == "1"
+    assert refused.value.retry_after_s == 1
     limiter.check(2)
 
 
 async def test_caption_slots_refuse_beyond_the_per_user_limit() -> None:
     slots = CaptionSlots(per_user=2)
     async with slots.hold(1), slots.hold(1):
-        with pytest.raises(ProblemError) as refused:
+        with pytest.raises(TooMany) as refused:
             async with slots.hold(1):
                 pass
-        assert refused.value.status == 429
+        assert refused.value.kind == "rate-limited"
         async with slots.hold(2):
             pass
     async with slots.hold(1):

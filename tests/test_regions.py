@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import torch
 from PIL import Image
@@ -16,7 +19,13 @@ from transformers import (
     Owlv2Processor,
 )
 
+from app.main import create_app
+from app.migrate import upgrade
+from app.runtime import Runtime
+from app.settings import RegionSettings, Settings
+from model.lifecycle import ModelState
 from model.regions import DetectorUnavailable, Owlv2Proposer, Region, crop, propose_regions
+from tests.conftest import admin_headers
 
 
 def _area(box: tuple[int, int, int, int]) -> int:
@@ -149,3 +158,59 @@ def test_owlv2_missing_model_is_unavailable_with_fix(tmp_path: Path) -> None:
     proposer = Owlv2Proposer(str(tmp_path / "no-detector"))
     with pytest.raises(DetectorUnavailable, match="REPIC_REGIONS__DETECTOR_MODEL"):
         proposer.propose(Image.new("RGB", (32, 32)), ["dog"])
+
+
+_SETTLING = (ModelState.UNLOADED, ModelState.LOADING)
+
+
+async def _readyz(settings: Settings, **changes: object) -> tuple[int, dict[str, Any], Runtime]:
+    """`GET /readyz` (with details) of an app started with ``changes`` to the settings."""
+    upgrade(settings.database_url)
+    changed = settings.model_copy(update=changes)
+    application = create_app(changed)
+    async with application.router.lifespan_context(application):
+        runtime: Runtime = application.state.runtime
+        if changed.preload_models:
+            # The preload runs in the background; readiness only reports what it did.
+            for _ in range(1200):  # at most a minute
+                if runtime.models()["detector"].state not in _SETTLING:
+                    break
+                await asyncio.sleep(0.05)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            resp = await client.get("/readyz", headers=admin_headers())
+    return resp.status_code, resp.json()["components"], runtime
+
+
+def _owlv2(directory: Path | str) -> RegionSettings:
+    return RegionSettings(detector="owlv2", detector_model=str(directory))
+
+
+async def test_readyz_reports_the_detector(settings: Settings, tiny_owlv2: Path) -> None:
+    _, components, _ = await _readyz(settings, regions=_owlv2(tiny_owlv2))
+    assert components["detector"]["ready"] is True
+    assert str(tiny_owlv2) in components["detector"]["detail"]
+
+
+async def test_readyz_reports_a_missing_detector_with_the_fix(
+    settings: Settings, tmp_path: Path
+) -> None:
+    status, components, _ = await _readyz(settings, regions=_owlv2(tmp_path / "no-detector"))
+    assert status == 503
+    assert components["detector"]["ready"] is False
+    assert "REPIC_REGIONS__DETECTOR_MODEL" in components["detector"]["detail"]
+
+
+async def test_without_a_detector_readyz_has_no_detector(settings: Settings) -> None:
+    _, components, _ = await _readyz(settings)
+    assert "detector" not in components
+    assert components["embedder"]["ready"] is True
+
+
+async def test_preload_loads_the_detector(settings: Settings, tiny_owlv2: Path) -> None:
+    _, components, runtime = await _readyz(
+        settings, regions=_owlv2(tiny_owlv2), preload_models=True
+    )
+    assert runtime.detector is not None and components["detector"]["ready"] is True
+    # Preloaded at start-up: the probe found the embedder loaded without loading it itself.
+    assert components["embedder"]["ready"] is True

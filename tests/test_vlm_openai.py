@@ -63,7 +63,7 @@ async def test_readiness_reports_the_served_model(
     backend: OpenAIBackend,
     vllm_server: VLLMServer,
 ) -> None:
-    readiness = await backend.readiness()
+    readiness = await backend.areadiness()
     assert readiness.ready, readiness.detail
     assert vllm_server.model_name in readiness.detail
 
@@ -72,7 +72,7 @@ async def test_readiness_names_what_the_server_serves_when_our_model_is_missing(
     vllm_server: VLLMServer,
 ) -> None:
     backend = _backend(vllm_server, model="Yeongtak/RePIC_Qwen2.5VL_7B")
-    readiness = await backend.readiness()
+    readiness = await backend.areadiness()
     with pytest.raises(VLMUnavailable, match="does not serve"):
         await backend.generate(_query_prompt(1), max_tokens=4, cache_salt="u")
     await backend.aclose()
@@ -82,7 +82,7 @@ async def test_readiness_names_what_the_server_serves_when_our_model_is_missing(
 
 async def test_a_wrong_api_key_is_reported_as_such(vllm_server: VLLMServer) -> None:
     backend = _backend(vllm_server, api_key="not-the-key")
-    readiness = await backend.readiness()
+    readiness = await backend.areadiness()
     with pytest.raises(VLMUnavailable, match="rejected the API key"):
         await backend.generate(_query_prompt(1), max_tokens=4, cache_salt="u")
     await backend.aclose()
@@ -237,7 +237,7 @@ async def test_a_server_stopped_mid_request_is_unavailable(
             await in_flight
         with pytest.raises(VLMUnavailable, match="Cannot reach the vLLM server"):
             await backend.generate(_query_prompt(1), max_tokens=4, cache_salt="u")
-        assert not (await backend.readiness()).ready
+        assert not (await backend.areadiness()).ready
     finally:
         await backend.aclose()
         server.stop()

@@ -190,7 +190,7 @@ async def test_nothing_listening_is_unavailable() -> None:
     backend = _backend(url, connect_retries=1)
     with pytest.raises(VLMUnavailable, match="Cannot reach the vLLM server"):
         await backend.generate(_prompt(), max_tokens=8, cache_salt="u")
-    readiness = await backend.readiness()
+    readiness = await backend.areadiness()
     await backend.aclose()
     assert not readiness.ready
     assert "cannot reach vLLM" in readiness.detail

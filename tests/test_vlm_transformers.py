@@ -14,11 +14,12 @@ import torch
 from safetensors import safe_open
 from transformers import Qwen2_5_VLForConditionalGeneration
 
+from model.lifecycle import ModelState
 from model.prompt import build_repic_messages
 from model.tiny.qwen import RANDOM_WEIGHTS_LABEL, build_tiny_qwen25vl
 from model.vlm.base import VLMTimeout, VLMUnavailable
 from model.vlm.messages import count_prompt_tokens
-from model.vlm.transformers_backend import LoadState, TransformersBackend
+from model.vlm.transformers_backend import TransformersBackend
 from tests.qwen_fixtures import (
     demos,
     solid_image,
@@ -35,7 +36,7 @@ PROMPT = build_repic_messages(demos(2), solid_image(112, 84, (10, 20, 200)))
 @pytest.fixture(scope="module")
 async def loaded_backend(tiny_qwen_dir: Path) -> AsyncIterator[TransformersBackend]:
     backend = TransformersBackend(str(tiny_qwen_dir))
-    await backend.load()
+    await backend.aload()
     yield backend
     await backend.aclose()
 
@@ -101,20 +102,20 @@ async def test_stops_at_max_tokens(loaded_backend: TransformersBackend) -> None:
 
 async def test_readiness_goes_from_not_loaded_to_loading_to_loaded(tiny_qwen_dir: Path) -> None:
     backend = TransformersBackend(str(tiny_qwen_dir))
-    before = await backend.readiness()
+    before = await backend.areadiness()
     assert not before.ready
     assert "not loaded" in before.detail
-    loading = asyncio.create_task(backend.load())
+    loading = asyncio.create_task(backend.aload())
     await asyncio.sleep(0)  # the task runs up to its worker thread and no further
-    during = await backend.readiness()
-    assert (backend.state, during.ready) == (LoadState.LOADING, False)
+    during = await backend.areadiness()
+    assert (backend.state, during.ready) == (ModelState.LOADING, False)
     await loading
-    after = await backend.readiness()
-    assert backend.state is LoadState.LOADED
+    after = await backend.areadiness()
+    assert backend.state is ModelState.READY
     assert after.ready
     assert ("cuda" if torch.cuda.is_available() else "cpu") in after.detail
     await backend.aclose()
-    closed = await backend.readiness()
+    closed = await backend.areadiness()
     assert not closed.ready
     assert "not loaded" in closed.detail
 
@@ -128,8 +129,8 @@ async def test_missing_model_dir_is_unavailable_with_what_to_do(tmp_path: Path) 
     assert str(missing) in message
     assert "REPIC_VLM__MODEL" in message
     assert "HF_HUB_OFFLINE" in message
-    readiness = await backend.readiness()
-    assert backend.state is LoadState.FAILED
+    readiness = await backend.areadiness()
+    assert backend.state is ModelState.FAILED
     assert not readiness.ready
     assert readiness.detail == f"failed: {message}"
 
@@ -137,11 +138,11 @@ async def test_missing_model_dir_is_unavailable_with_what_to_do(tmp_path: Path) 
 async def test_hub_id_not_in_the_cache_is_unavailable_offline() -> None:
     backend = TransformersBackend("nobody-here/not-a-cached-model")
     with pytest.raises(VLMUnavailable, match="hf download nobody-here/not-a-cached-model"):
-        await backend.load()
+        await backend.aload()
 
 
 async def test_concurrent_calls_run_one_at_a_time(loaded_backend: TransformersBackend) -> None:
-    model = loaded_backend._loaded.model  # type: ignore[union-attr]
+    model = loaded_backend.lifecycle.resources.model  # type: ignore[union-attr]
     real_generate = model.generate
     active, most = 0, 0
     guard = threading.Lock()
@@ -171,7 +172,7 @@ async def test_concurrent_calls_run_one_at_a_time(loaded_backend: TransformersBa
 async def test_cancelled_caller_stops_its_generation_early(
     loaded_backend: TransformersBackend,
 ) -> None:
-    model = loaded_backend._loaded.model  # type: ignore[union-attr]
+    model = loaded_backend.lifecycle.resources.model  # type: ignore[union-attr]
     real_generate = model.generate
     started = threading.Event()
     lengths: list[int] = []
@@ -198,7 +199,7 @@ async def test_cancelled_caller_stops_its_generation_early(
 
 async def test_waiting_past_the_timeout_is_a_vlm_timeout(tiny_qwen_dir: Path) -> None:
     backend = TransformersBackend(str(tiny_qwen_dir), timeout_s=0.2)
-    await backend.load()
+    await backend.aload()
     try:
         # Holding the queue stands for a long generation of another caller, without timing one.
         async with backend._turn:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from app.deps import RuntimeDep, require_admin
+from app.deps import RuntimeDep, UserDataServiceDep, UserServiceDep, require_admin
 from app.problems import problem_responses
 from app.schemas import (
     USER_NAME_PATTERN,
@@ -18,8 +18,7 @@ from app.schemas import (
     UserPublic,
     UsersPublic,
 )
-from app.services.user_data import UserDataService
-from app.services.users import IssuedKey, UserService
+from app.services.users import IssuedKey
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -39,15 +38,17 @@ def _created(issued: IssuedKey) -> ApiKeyCreated:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(400, 401, 409, 422),
 )
-async def create_user(runtime: RuntimeDep, body: UserCreate) -> ApiKeyCreated:
+async def create_user(
+    runtime: RuntimeDep, users: UserServiceDep, body: UserCreate
+) -> ApiKeyCreated:
     """Create a user and its first API key (shown once)."""
-    return _created(await runtime.run(UserService(runtime.sessions).create_user, body.name))
+    return _created(await runtime.run(users.create_user, body.name))
 
 
 @router.get("/users", response_model=UsersPublic, responses=problem_responses(401))
-async def list_users(runtime: RuntimeDep) -> UsersPublic:
+async def list_users(runtime: RuntimeDep, service: UserServiceDep) -> UsersPublic:
     """All users."""
-    users = await runtime.run(UserService(runtime.sessions).list_users)
+    users = await runtime.run(service.list_users)
     return UsersPublic(data=[UserPublic.model_validate(u) for u in users], count=len(users))
 
 
@@ -57,10 +58,11 @@ async def list_users(runtime: RuntimeDep) -> UsersPublic:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 404, 409, 422),
 )
-async def create_key(runtime: RuntimeDep, user_name: UserName) -> ApiKeyCreated:
+async def create_key(
+    runtime: RuntimeDep, users: UserServiceDep, user_name: UserName
+) -> ApiKeyCreated:
     """Another API key for a user (shown once); at most REPIC_QUOTA__API_KEYS active ones."""
-    service = UserService(runtime.sessions, max_active_keys=runtime.settings.quota.api_keys)
-    return _created(await runtime.run(service.create_key, user_name))
+    return _created(await runtime.run(users.create_key, user_name))
 
 
 @router.get(
@@ -68,18 +70,20 @@ async def create_key(runtime: RuntimeDep, user_name: UserName) -> ApiKeyCreated:
     response_model=ApiKeysPublic,
     responses=problem_responses(401, 404, 422),
 )
-async def list_keys(runtime: RuntimeDep, user_name: UserName) -> ApiKeysPublic:
+async def list_keys(
+    runtime: RuntimeDep, users: UserServiceDep, user_name: UserName
+) -> ApiKeysPublic:
     """A user's keys (prefixes only)."""
-    keys = await runtime.run(UserService(runtime.sessions).keys_of, user_name)
+    keys = await runtime.run(users.keys_of, user_name)
     return ApiKeysPublic(data=[ApiKeyPublic.model_validate(k) for k in keys], count=len(keys))
 
 
 @router.delete(
     "/keys/{prefix}", response_model=ApiKeyPublic, responses=problem_responses(401, 404, 422)
 )
-async def revoke_key(runtime: RuntimeDep, prefix: KeyPrefix) -> ApiKeyPublic:
+async def revoke_key(runtime: RuntimeDep, users: UserServiceDep, prefix: KeyPrefix) -> ApiKeyPublic:
     """Revoke a key by its prefix; it stops working at once."""
-    key = await runtime.run(UserService(runtime.sessions).revoke_key, prefix)
+    key = await runtime.run(users.revoke_key, prefix)
     return ApiKeyPublic.model_validate(key)
 
 
@@ -88,9 +92,11 @@ async def revoke_key(runtime: RuntimeDep, prefix: KeyPrefix) -> ApiKeyPublic:
     response_model=UserDeleted,
     responses=problem_responses(401, 404, 422),
 )
-async def delete_user(runtime: RuntimeDep, user_name: UserName) -> UserDeleted:
+async def delete_user(
+    runtime: RuntimeDep, user_data: UserDataServiceDep, user_name: UserName
+) -> UserDeleted:
     """Delete a user with all their keys, concepts, photos, vectors and index."""
-    deleted = await runtime.run(UserDataService(runtime).delete, user_name)
+    deleted = await runtime.run(user_data.delete, user_name)
     return UserDeleted(name=deleted.name, concepts=deleted.concepts, photos=deleted.photos)
 
 
@@ -102,9 +108,11 @@ async def delete_user(runtime: RuntimeDep, user_name: UserName) -> UserDeleted:
         **problem_responses(401, 404, 422, 503),
     },
 )
-async def export_user(runtime: RuntimeDep, user_name: UserName) -> Response:
+async def export_user(
+    runtime: RuntimeDep, user_data: UserDataServiceDep, user_name: UserName
+) -> Response:
     """A zip of the user's data: `concepts.json` (names, info, categories) and the photos."""
-    data = await runtime.run(UserDataService(runtime).export, user_name)
+    data = await runtime.run(user_data.export, user_name)
     return Response(
         data,
         media_type="application/zip",

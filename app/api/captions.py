@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from app.deps import CurrentUser, RuntimeDep
-from app.problems import problem_responses
+from app.deps import (
+    CaptionServiceDep,
+    CurrentUser,
+    RetrievalServiceDep,
+    RuntimeDep,
+    StreamingCaptionServiceDep,
+)
+from app.problems import problem_json, problem_responses
 from app.runtime import Runtime
 from app.schemas import (
     ID_MAX,
@@ -18,14 +27,17 @@ from app.schemas import (
     ConceptRef,
     RetrievalPublic,
     RetrievedConceptPublic,
+    caption_public,
 )
-from app.services.captioning import CaptionRequest, CaptionService
+from app.services.captioning import CaptionRequest
+from app.services.errors import DomainError
 from app.services.retrieval import RetrievalService
-from app.services.streaming import EVENT_STREAM, StreamingCaptionService
+from app.services.streaming import CaptionEvent
 from app.services.timings import Timings
 from app.uploads import decode_query, read_upload, single_valued
 from model.photos import QueryPhoto
 from model.prompt import PromptStyle
+from model.vlm.streaming import Delta
 
 retrieve_router = APIRouter(prefix="/retrieve", tags=["retrieval"])
 caption_router = APIRouter(prefix="/caption", tags=["captions"])
@@ -37,11 +49,32 @@ MinScore = Annotated[
 ]
 QueryImage = Annotated[UploadFile, File(description="The photo to caption (JPEG/PNG/WebP/GIF/BMP)")]
 
+EVENT_STREAM = "text/event-stream"
 
-async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> QueryPhoto:
+
+def sse(event: str, data: str) -> bytes:
+    """One Server-Sent Event (``data`` is one line of JSON)."""
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+async def _sse(events: AsyncGenerator[CaptionEvent]) -> AsyncIterator[bytes]:
+    """The caption's events as Server-Sent Events: deltas, then the result or a problem."""
+    async with contextlib.aclosing(events):  # the client leaving closes the model's stream
+        async for event in events:
+            if isinstance(event, Delta):
+                yield sse("delta", json.dumps({"text": event.text}))
+            elif isinstance(event, DomainError):
+                yield sse("problem", problem_json(event))
+            else:
+                yield sse("result", caption_public(event).model_dump_json())
+
+
+async def _query(
+    runtime: Runtime, retrieval: RetrievalService, upload: UploadFile, timings: Timings
+) -> QueryPhoto:
     limits = runtime.settings.upload
     data = await read_upload(upload, limits.max_bytes)
-    clip_min_side = RetrievalService(runtime).clip_min_side()
+    clip_min_side = retrieval.clip_min_side()
     with timings.stage("decode"):
         return await runtime.run(
             decode_query,
@@ -63,6 +96,7 @@ async def _query(runtime: Runtime, upload: UploadFile, timings: Timings) -> Quer
 async def retrieve(
     runtime: RuntimeDep,
     user: CurrentUser,
+    retrieval: RetrievalServiceDep,
     image: QueryImage,
     top_k: TopK = None,
     min_score: MinScore = None,
@@ -70,11 +104,10 @@ async def retrieve(
     """Your concepts that appear in the photo, best first, with the crop that matched."""
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
-    query = await _query(runtime, image, timings)
+    query = await _query(runtime, retrieval, image, timings)
     cfg = runtime.settings.retrieval
-    service = RetrievalService(runtime)
     matches = await runtime.run(
-        lambda: service.retrieve(
+        lambda: retrieval.retrieve(
             user.id,
             query,
             top_k=top_k or cfg.top_k,
@@ -127,6 +160,9 @@ async def retrieve(
 async def caption(
     runtime: RuntimeDep,
     user: CurrentUser,
+    retrieval: RetrievalServiceDep,
+    captions: CaptionServiceDep,
+    streaming: StreamingCaptionServiceDep,
     image: QueryImage,
     top_k: TopK = None,
     min_score: MinScore = None,
@@ -155,7 +191,7 @@ async def caption(
     """A caption of the photo that names your concepts (retrieved, or the ones you name)."""
     start = time.perf_counter()
     timings = Timings(runtime.metrics)
-    query = await _query(runtime, image, timings)
+    query = await _query(runtime, retrieval, image, timings)
     request = CaptionRequest.from_settings(
         runtime.settings,
         top_k=top_k,
@@ -166,10 +202,8 @@ async def caption(
         style=prompt_style,
     )
     if stream:
-        events = await StreamingCaptionService(runtime).caption_events(
-            user.id, query, request, timings, start
-        )
-        return StreamingResponse(events, media_type=EVENT_STREAM)
-    result = await CaptionService(runtime).caption(user.id, query, request, timings)
+        events = await streaming.caption_events(user.id, query, request, timings, start)
+        return StreamingResponse(_sse(events), media_type=EVENT_STREAM)
+    result = await captions.caption(user.id, query, request, timings)
     timings.ms["total"] = (time.perf_counter() - start) * 1000
-    return result.public()
+    return caption_public(result)

@@ -17,7 +17,7 @@ from fastapi import (
     status,
 )
 
-from app.deps import CurrentUser, RuntimeDep
+from app.deps import ConceptServiceDep, CurrentUser, RuntimeDep
 from app.problems import ProblemError, problem_responses
 from app.runtime import Runtime
 from app.schemas import (
@@ -29,7 +29,7 @@ from app.schemas import (
     ConceptUpdate,
     PlainText,
 )
-from app.services.concepts import ConceptService, StoredImage
+from app.services.concepts import StoredImage
 from app.uploads import normalize_uploads, read_upload, single_valued
 from model.images import NormalizedImage
 
@@ -74,6 +74,7 @@ def _check_count(runtime: Runtime, files: list[UploadFile]) -> None:
 async def create_concept(
     runtime: RuntimeDep,
     user: CurrentUser,
+    concepts: ConceptServiceDep,
     name: Annotated[str, Form(min_length=1, max_length=66, description="e.g. `bo` or `<bo>`")],
     images: Annotated[list[UploadFile], File(description="1-10 reference photos")],
     info: Annotated[PlainText, Form(max_length=INFO_MAX)] = "",
@@ -86,9 +87,8 @@ async def create_concept(
     """Register a concept with its reference photos (`<bo>` and `bo` are the same name)."""
     _check_count(runtime, images)
     normalized = await _read_images(runtime, images)
-    service = ConceptService(runtime)
     concept = await runtime.run(
-        lambda: service.create(
+        lambda: concepts.create(
             user.id,
             name=name,
             info=info,
@@ -104,24 +104,24 @@ async def create_concept(
 async def list_concepts(
     runtime: RuntimeDep,
     user: CurrentUser,
+    concepts: ConceptServiceDep,
     offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     name: Annotated[str | None, Query(max_length=66, description="Exact name")] = None,
 ) -> ConceptsPublic:
     """Your concepts, oldest first; `name` finds one by name (case-insensitive)."""
-    service = ConceptService(runtime)
     rows, count = await runtime.run(
-        lambda: service.page(user.id, offset=offset, limit=limit, name=name)
+        lambda: concepts.page(user.id, offset=offset, limit=limit, name=name)
     )
     return ConceptsPublic(data=[ConceptPublic.model_validate(r) for r in rows], count=count)
 
 
 @router.get("/{concept_id}", response_model=ConceptPublic, responses=_AUTH)
 async def get_concept(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId
+    runtime: RuntimeDep, user: CurrentUser, concepts: ConceptServiceDep, concept_id: ConceptId
 ) -> ConceptPublic:
     """One of your concepts."""
-    concept = await runtime.run(ConceptService(runtime).get, user.id, concept_id)
+    concept = await runtime.run(concepts.get, user.id, concept_id)
     return ConceptPublic.model_validate(concept)
 
 
@@ -131,20 +131,26 @@ async def get_concept(
     responses=problem_responses(400, 401, 404, 409, 422, 429),
 )
 async def update_concept(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, patch: ConceptUpdate
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    concepts: ConceptServiceDep,
+    concept_id: ConceptId,
+    patch: ConceptUpdate,
 ) -> ConceptPublic:
     """Rename a concept or change its info or category.
 
     Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
     none); `name` cannot be cleared."""
-    concept = await runtime.run(ConceptService(runtime).update, user.id, concept_id, patch)
+    concept = await runtime.run(concepts.update, user.id, concept_id, patch)
     return ConceptPublic.model_validate(concept)
 
 
 @router.delete("/{concept_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_AUTH)
-async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId) -> Response:
+async def delete_concept(
+    runtime: RuntimeDep, user: CurrentUser, concepts: ConceptServiceDep, concept_id: ConceptId
+) -> Response:
     """Delete a concept, its images and its vectors."""
-    await runtime.run(ConceptService(runtime).delete, user.id, concept_id)
+    await runtime.run(concepts.delete, user.id, concept_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -157,13 +163,14 @@ async def delete_concept(runtime: RuntimeDep, user: CurrentUser, concept_id: Con
 async def add_concept_images(
     runtime: RuntimeDep,
     user: CurrentUser,
+    concepts: ConceptServiceDep,
     concept_id: ConceptId,
     images: Annotated[list[UploadFile], File(description="Photos to add")],
 ) -> ConceptPublic:
     """Add reference photos (an identical photo already attached is ignored)."""
     _check_count(runtime, images)
     normalized = await _read_images(runtime, images)
-    concept = await runtime.run(ConceptService(runtime).add_images, user.id, concept_id, normalized)
+    concept = await runtime.run(concepts.add_images, user.id, concept_id, normalized)
     return ConceptPublic.model_validate(concept)
 
 
@@ -180,12 +187,13 @@ async def add_concept_images(
 async def get_concept_image(
     runtime: RuntimeDep,
     user: CurrentUser,
+    concepts: ConceptServiceDep,
     concept_id: ConceptId,
     image_id: ImageId,
     if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
     """The stored copy: upright, RGB, re-encoded without any metadata."""
-    stored = await runtime.run(ConceptService(runtime).image, user.id, concept_id, image_id)
+    stored = await runtime.run(concepts.image, user.id, concept_id, image_id)
     return _cached_image(stored, if_none_match)
 
 
@@ -217,12 +225,13 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
 async def get_concept_image_thumbnail(
     runtime: RuntimeDep,
     user: CurrentUser,
+    concepts: ConceptServiceDep,
     concept_id: ConceptId,
     image_id: ImageId,
     if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
     """A thumbnail of the photo (longer side REPIC_UPLOAD__THUMBNAIL_SIDE), for lists."""
-    stored = await runtime.run(ConceptService(runtime).thumbnail, user.id, concept_id, image_id)
+    stored = await runtime.run(concepts.thumbnail, user.id, concept_id, image_id)
     return _cached_image(stored, if_none_match)
 
 
@@ -232,8 +241,12 @@ async def get_concept_image_thumbnail(
     responses=problem_responses(401, 404, 409, 422, 429),
 )
 async def delete_concept_image(
-    runtime: RuntimeDep, user: CurrentUser, concept_id: ConceptId, image_id: ImageId
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    concepts: ConceptServiceDep,
+    concept_id: ConceptId,
+    image_id: ImageId,
 ) -> Response:
     """Remove one photo; a concept keeps at least one (409)."""
-    await runtime.run(ConceptService(runtime).delete_image, user.id, concept_id, image_id)
+    await runtime.run(concepts.delete_image, user.id, concept_id, image_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
 
-from app.deps import CurrentUser, RuntimeDep
+from app.deps import CurrentUser, JobServiceDep, RuntimeDep
 from app.job_schemas import (
     CaptionJobProgress,
     CaptionJobPublic,
@@ -15,7 +15,7 @@ from app.job_schemas import (
     CaptionJobsPublic,
 )
 from app.problems import problem_responses
-from app.services.jobs import JobOptions, JobService, JobView, unzip_photos
+from app.services.jobs import JobOptions, JobView, unzip_photos
 from app.uploads import read_upload
 from model.prompt import PromptStyle
 
@@ -49,6 +49,7 @@ async def create_caption_job(
     response: Response,
     runtime: RuntimeDep,
     user: CurrentUser,
+    jobs: JobServiceDep,
     images: Annotated[
         list[UploadFile] | None, File(description="Photos to caption (JPEG/PNG/WebP/GIF/BMP).")
     ] = None,
@@ -81,7 +82,7 @@ async def create_caption_job(
         max_tokens=max_tokens,
         prompt_style=prompt_style,
     )
-    view = await runtime.run(JobService(runtime).submit, user.id, photos, options)
+    view = await runtime.run(jobs.submit, user.id, photos, options)
     runner = getattr(request.app.state, "job_runner", None)
     if runner is not None:
         runner.wake()
@@ -91,20 +92,23 @@ async def create_caption_job(
 
 @router.get("", response_model=CaptionJobsPublic, responses=problem_responses(401, 422))
 async def list_caption_jobs(
-    runtime: RuntimeDep, user: CurrentUser, offset: Offset = 0, limit: Limit = 50
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    jobs: JobServiceDep,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> CaptionJobsPublic:
     """Your caption jobs, newest first."""
-    service = JobService(runtime)
-    views, count = await runtime.run(service.list_jobs, user.id, offset=offset, limit=limit)
+    views, count = await runtime.run(jobs.list_jobs, user.id, offset=offset, limit=limit)
     return CaptionJobsPublic(data=[_public(v) for v in views], count=count)
 
 
 @router.get("/{job_id}", response_model=CaptionJobPublic, responses=problem_responses(401, 404))
 async def get_caption_job(
-    runtime: RuntimeDep, user: CurrentUser, job_id: JobId
+    runtime: RuntimeDep, user: CurrentUser, jobs: JobServiceDep, job_id: JobId
 ) -> CaptionJobPublic:
     """Status and progress of your job, with an estimate of the time left."""
-    return _public(await runtime.run(JobService(runtime).view, user.id, job_id))
+    return _public(await runtime.run(jobs.view, user.id, job_id))
 
 
 @router.get(
@@ -113,12 +117,15 @@ async def get_caption_job(
     responses=problem_responses(401, 404, 422),
 )
 async def list_caption_job_results(
-    runtime: RuntimeDep, user: CurrentUser, job_id: JobId, offset: Offset = 0, limit: Limit = 100
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    jobs: JobServiceDep,
+    job_id: JobId,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> CaptionJobResultsPublic:
     """One entry per photo, in submission order: its caption or its problem."""
-    rows, count = await runtime.run(
-        JobService(runtime).results, user.id, job_id, offset=offset, limit=limit
-    )
+    rows, count = await runtime.run(jobs.results, user.id, job_id, offset=offset, limit=limit)
     return CaptionJobResultsPublic(
         data=[CaptionJobResult.model_validate(row) for row in rows], count=count
     )
@@ -127,6 +134,8 @@ async def list_caption_job_results(
 @router.delete(
     "/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404)
 )
-async def delete_caption_job(runtime: RuntimeDep, user: CurrentUser, job_id: JobId) -> None:
+async def delete_caption_job(
+    runtime: RuntimeDep, user: CurrentUser, jobs: JobServiceDep, job_id: JobId
+) -> None:
     """Cancel your job and delete it with its photos and results."""
-    await runtime.run(JobService(runtime).delete, user.id, job_id)
+    await runtime.run(jobs.delete, user.id, job_id)

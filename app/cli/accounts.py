@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
     from app.services.user_data import UserDataService
     from app.services.users import UserService
 
-# The database layer and FastAPI (for ProblemError) load inside the commands, so that `repic
+# The database layer and the services load inside the commands, so that `repic
 # --help` starts at once.
 
 users_cli = typer.Typer(no_args_is_help=True, help="Users and their first API key.")
@@ -45,7 +45,7 @@ def _user_data() -> UserDataService:
     return UserDataService(build_runtime(Settings()))
 
 
-def _fail(exc: ProblemError) -> typer.Exit:
+def _fail(exc: DomainError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc.detail}")
     return typer.Exit(code=1)
 
@@ -53,11 +53,11 @@ def _fail(exc: ProblemError) -> typer.Exit:
 @users_cli.command("create")
 def users_create(name: str) -> None:
     """Create a user and print its first API key (shown once)."""
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
 
     try:
         issued = _users().create_user(name)
-    except ProblemError as exc:
+    except DomainError as exc:
         raise _fail(exc) from exc
     err.print(f"created user {issued.user.name!r} (id {issued.user.id}); API key:")
     console.print(issued.plaintext, highlight=False)
@@ -81,11 +81,11 @@ def users_delete(
     if not yes:
         err.print("[red]error:[/red] deleting a user cannot be undone; add --yes to confirm.")
         raise typer.Exit(code=2)
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
 
     try:
         deleted = _user_data().delete(name)
-    except ProblemError as exc:
+    except DomainError as exc:
         raise _fail(exc) from exc
     console.print(
         f"deleted user {deleted.name!r} with {deleted.concepts} concepts and "
@@ -96,11 +96,11 @@ def users_delete(
 @users_cli.command("export")
 def users_export(name: str, output: Path) -> None:
     """Write a zip of a user's data (concepts.json and photos/) to OUTPUT."""
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
 
     try:
         data = _user_data().export(name)
-    except ProblemError as exc:
+    except DomainError as exc:
         raise _fail(exc) from exc
     output.write_bytes(data)
     console.print(f"wrote {output} ({len(data):,} bytes)")
@@ -109,11 +109,11 @@ def users_export(name: str, output: Path) -> None:
 @keys_cli.command("create")
 def keys_create(user: str) -> None:
     """Print a new API key for USER (shown once)."""
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
 
     try:
         issued = _users().create_key(user)
-    except ProblemError as exc:
+    except DomainError as exc:
         raise _fail(exc) from exc
     err.print(f"new key {issued.prefix} for {issued.user.name!r}:")
     console.print(issued.plaintext, highlight=False)
@@ -122,11 +122,11 @@ def keys_create(user: str) -> None:
 @keys_cli.command("revoke")
 def keys_revoke(prefix: str) -> None:
     """Revoke the key whose prefix is PREFIX (the 8 characters after `rpk_`)."""
-    from app.errors import ProblemError
+    from app.services.errors import DomainError
 
     try:
         key = _users().revoke_key(prefix)
-    except ProblemError as exc:
+    except DomainError as exc:
         raise _fail(exc) from exc
     console.print(f"revoked {key.prefix}")
 

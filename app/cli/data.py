@@ -117,8 +117,8 @@ def _import_one(
     concept: SourceConcept,
     images: list[NormalizedImage],
 ) -> tuple[str, int]:
-    from app.errors import ProblemError
     from app.names import InvalidName, name_key, normalize_name
+    from app.services.errors import DomainError
     from store.repositories import ConceptRepository
 
     if not images:
@@ -146,7 +146,7 @@ def _import_one(
             return "unchanged", 0
         service.add_images(owner, existing.id, fresh)
         return "images added", len({img.sha256 for img in fresh})
-    except ProblemError as exc:
+    except DomainError as exc:
         return f"skipped: {exc.detail}", 0
 
 
@@ -200,8 +200,9 @@ def caption(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
-    from app.errors import ProblemError
+    from app.schemas import caption_public
     from app.services.captioning import CaptionRequest, CaptionService
+    from app.services.errors import DomainError
     from app.services.retrieval import RetrievalService
     from app.services.timings import Timings
     from model.images import ImageError
@@ -234,13 +235,13 @@ def caption(
             result = await CaptionService(runtime).caption(
                 owner, query, request, Timings(runtime.metrics)
             )
-        except ProblemError as exc:
+        except DomainError as exc:
             err.print(f"[red]error:[/red] {exc.detail}")
             raise typer.Exit(1) from exc
         finally:
             await runtime.vlm.aclose()
         if as_json:
-            console.print_json(result.public().model_dump_json())
+            console.print_json(caption_public(result).model_dump_json())
         else:
             used = ", ".join(f"<{m.concept.name}>" for m in result.used) or "none"
             err.print(f"concepts used: {used}")

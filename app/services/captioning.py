@@ -11,14 +11,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.problems import ProblemError
 from app.runtime import Runtime
-from app.schemas import CaptionPublic, ConceptRef, ConceptUsed
+from app.services.errors import DomainError, Unavailable, UpstreamRefused, UpstreamTimeout
 from app.services.retrieval import Match, RetrievalService
 from app.services.timings import Timings
 from app.settings import Settings
@@ -73,23 +71,6 @@ class CaptionResult:
     mentioned: list[tuple[int, str]]
     model: str
     timings_ms: dict[str, float]
-
-    def public(self) -> CaptionPublic:
-        """The response body of `POST /caption` (and `repic caption --json`)."""
-        return CaptionPublic(
-            caption=self.caption,
-            concepts_used=[
-                ConceptUsed(
-                    id=m.concept.id,
-                    name=m.concept.name,
-                    score=None if math.isnan(m.score) else m.score,
-                )
-                for m in self.used
-            ],
-            concepts_mentioned=[ConceptRef(id=i, name=n) for i, n in self.mentioned],
-            model=self.model,
-            timings_ms={k: round(v, 3) for k, v in self.timings_ms.items()},
-        )
 
 
 @dataclass(frozen=True)
@@ -173,12 +154,11 @@ class CaptionService:
             try:
                 image = self._demo_image(m.image)
             except BlobError as exc:
-                raise ProblemError(
-                    503,
+                raise Unavailable(
                     "storage-unavailable",
                     f"A reference image of <{m.concept.name}> cannot be read ({exc}); "
                     "operators: check the blob store (REPIC_DATA_DIR or REPIC_STORAGE__S3_*).",
-                    headers={"Retry-After": "30"},
+                    retry_after_s=30,
                 ) from exc
             # The model is shown the display name, as RePIC's retriever shows `name`.
             shown = m.concept.display_name or m.concept.name
@@ -237,17 +217,15 @@ def _mentioned(caption: str, names: list[tuple[int, str, str | None]]) -> list[t
     return list(seen.values())
 
 
-def _vlm_problem(exc: VLMError, model: str) -> ProblemError:
+def _vlm_problem(exc: VLMError, model: str) -> DomainError:
     if isinstance(exc, VLMTimeout):
-        return ProblemError(
-            504,
+        return UpstreamTimeout(
             "vlm-timeout",
             f"The captioning model ({model}) did not answer in time: {exc}. Retry, perhaps with a "
             "smaller max_tokens; operators: check REPIC_VLM__TIMEOUT_S and the model server load.",
         )
     if isinstance(exc, VLMBadRequest):
-        return ProblemError(
-            502,
+        return UpstreamRefused(
             "vlm-bad-request",
             f"The captioning model ({model}) refused the request: {exc}. Operators: check that "
             "the vLLM flags (--limit-mm-per-prompt, --max-model-len) fit top_k and the pixel "
@@ -256,4 +234,4 @@ def _vlm_problem(exc: VLMError, model: str) -> ProblemError:
     detail = f"The captioning model ({model}) is unavailable: {exc}. Retry later."
     if not isinstance(exc, VLMUnavailable):
         detail = f"The captioning model ({model}) failed: {exc}. Retry later."
-    return ProblemError(503, "vlm-unavailable", detail, headers={"Retry-After": "30"})
+    return Unavailable("vlm-unavailable", detail, retry_after_s=30)

@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.names import InvalidName, name_key, normalize_name
-from app.problems import ProblemError, not_found
 from app.runtime import Runtime
 from app.schemas import ConceptUpdate
+from app.services.errors import Conflict, InvalidInput, Unavailable, not_found
 from model.images import NormalizedImage
 from model.photos import make_derivatives
 from store.blobs import BlobError, sha_of
@@ -183,8 +183,7 @@ class ConceptService:
             known = {img.sha256 for img in current.images}
         fresh = [img for img in _unique(images) if img.sha256 not in known]
         if len(known) + len(fresh) > limit:
-            raise ProblemError(
-                409,
+            raise Conflict(
                 "too-many-images",
                 f"A concept keeps at most {limit} images; it has {len(known)}. Delete some first.",
             )
@@ -219,8 +218,7 @@ class ConceptService:
             if row is None:
                 raise not_found(f"Image {image_id} of concept {concept_id}")
             if len(concept.images) <= 1:
-                raise ProblemError(
-                    409,
+                raise Conflict(
                     "last-image",
                     "A concept keeps at least one image; add another first or delete the concept.",
                 )
@@ -321,7 +319,7 @@ def _valid_name(raw: str) -> str:
     try:
         return normalize_name(raw)
     except InvalidName as exc:
-        raise ProblemError(422, "invalid-name", str(exc)) from exc
+        raise InvalidInput("invalid-name", str(exc)) from exc
 
 
 def _unique(images: Sequence[NormalizedImage]) -> list[NormalizedImage]:
@@ -382,9 +380,7 @@ def _check_quota(
         )
     else:
         return
-    raise ProblemError(
-        409, "quota-exceeded", f"Nothing was stored: {over}. Delete something first."
-    )
+    raise Conflict("quota-exceeded", f"Nothing was stored: {over}. Delete something first.")
 
 
 def _check_free_space(rt: Runtime, incoming: int) -> None:
@@ -395,28 +391,26 @@ def _check_free_space(rt: Runtime, incoming: int) -> None:
         return  # the write itself reports an unusable directory
     if free - incoming < rt.settings.min_free_disk_bytes:
         log.error("refusing an upload: %s bytes free on the data disk", free)
-        raise ProblemError(
-            503,
+        raise Unavailable(
             "storage-full",
             "The server's disk is nearly full, so nothing was stored; deleting still works. "
             "Retry later; operators: free space under REPIC_DATA_DIR.",
-            headers={"Retry-After": "300"},
+            retry_after_s=300,
         )
 
 
-def _name_taken(name: str) -> ProblemError:
-    return ProblemError(
-        409, "concept-exists", f"You already have a concept named <{name}>; pick another name."
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        "concept-exists", f"You already have a concept named <{name}>; pick another name."
     )
 
 
-def _storage_problem(exc: BlobError) -> ProblemError:
+def _storage_problem(exc: BlobError) -> Unavailable:
     log.error("image storage failed: %s", exc)
-    return ProblemError(
-        503,
+    return Unavailable(
         "storage-unavailable",
         "The image store cannot be written or read; nothing was changed. Retry later; "
         "operators: check the blob store (free disk space and permissions of REPIC_DATA_DIR, "
         "or the reachability and credentials of the REPIC_STORAGE__S3_* bucket).",
-        headers={"Retry-After": "30"},
+        retry_after_s=30,
     )

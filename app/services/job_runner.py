@@ -14,10 +14,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from app.problems import ProblemError
+from app.problems import problem_json
 from app.runtime import Runtime
+from app.schemas import caption_public
 from app.services.captioning import CaptionRequest, CaptionResult, CaptionService
-from app.services.jobs import JobOptions, job_blobs, problem_json
+from app.services.errors import DomainError, Failed, Unavailable
+from app.services.jobs import JobOptions, job_blobs
 from app.services.retrieval import RetrievalService
 from app.services.timings import Timings
 from app.uploads import decode_query
@@ -162,16 +164,16 @@ class JobRunner:
             result = await _JobCaptions(self.rt).caption_photo(
                 claimed.user_id, query, options.request(self.rt), timings
             )
-        except ProblemError as exc:
+        except DomainError as exc:
             return False, problem_json(exc)
         except BlobError as exc:
-            problem = ProblemError(503, "storage-unavailable", f"The photo is unreadable: {exc}")
-            return False, problem_json(problem)
+            unreadable = Unavailable("storage-unavailable", f"The photo is unreadable: {exc}")
+            return False, problem_json(unreadable)
         except Exception as exc:
             log.exception("caption job %s photo %s failed", claimed.job_id, claimed.item_id)
-            problem = ProblemError(500, "internal", f"Captioning this photo failed: {exc!r}")
+            problem = Failed("internal", f"Captioning this photo failed: {exc!r}")
             return False, problem_json(problem)
-        return True, result.public().model_dump_json()
+        return True, caption_public(result).model_dump_json()
 
     def _record(self, claimed: Claimed, ok: bool, result: str) -> None:
         with transaction(self.rt.sessions) as session:

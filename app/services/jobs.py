@@ -16,9 +16,17 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from app.problems import TYPE_PREFIX, Problem, ProblemError, status_title
+from app.problems import problem_json
 from app.runtime import Runtime
 from app.services.captioning import CaptionRequest
+from app.services.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    TooMany,
+    UnsupportedMedia,
+)
 from app.uploads import decode_query
 from model.prompt import PromptStyle
 from store.blobs import BlobStore, LocalBlobStore
@@ -64,22 +72,12 @@ def job_blobs(runtime: Runtime) -> BlobStore:
     return LocalBlobStore(runtime.settings.data_dir / "job-photos")
 
 
-def problem_json(exc: ProblemError) -> str:
-    """A problem as the JSON a job result carries."""
-    return Problem(
-        type=f"{TYPE_PREFIX}{exc.kind}",
-        title=status_title(exc.status),
-        status=exc.status,
-        detail=exc.detail,
-    ).model_dump_json(exclude_none=True)
-
-
 def unzip_photos(data: bytes, *, max_bytes: int, max_files: int) -> list[tuple[str, bytes]]:
     """The image files of a zip archive, in archive order (other members are ignored)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise ProblemError(415, "bad-archive", f"The archive is not a zip file: {exc}") from exc
+        raise UnsupportedMedia("bad-archive", f"The archive is not a zip file: {exc}") from exc
     photos: list[tuple[str, bytes]] = []
     for info in archive.infolist():
         name = info.filename
@@ -90,8 +88,7 @@ def unzip_photos(data: bytes, *, max_bytes: int, max_files: int) -> list[tuple[s
         if len(photos) == max_files:
             raise _too_many(max_files)
         if info.file_size > max_bytes:
-            raise ProblemError(
-                413,
+            raise TooLarge(
                 "image-too-large",
                 f"{name} in the archive is larger than {max_bytes:,} bytes; downscale it.",
             )
@@ -99,9 +96,8 @@ def unzip_photos(data: bytes, *, max_bytes: int, max_files: int) -> list[tuple[s
     return photos
 
 
-def _too_many(limit: int) -> ProblemError:
-    return ProblemError(
-        413,
+def _too_many(limit: int) -> TooLarge:
+    return TooLarge(
         "too-many-photos",
         f"A job takes at most {limit} photos (REPIC_JOBS__MAX_PHOTOS); split the album.",
     )
@@ -118,21 +114,18 @@ class JobService:
         """Validate and store the photos, then queue the job (blocking: run it off the loop)."""
         cfg = self.rt.settings.jobs
         if not photos:
-            raise ProblemError(
-                422, "no-photos", "Send photos as `images` files and/or a zip `archive`."
-            )
+            raise InvalidInput("no-photos", "Send photos as `images` files and/or a zip `archive`.")
         if len(photos) > cfg.max_photos:
             raise _too_many(cfg.max_photos)
         # Per-user limits: the same transaction counts the user's unfinished jobs.
         with transaction(self.rt.sessions) as session:
             active = JobRepository(session).active_count(user_id)
         if active >= cfg.max_active_per_user:
-            raise ProblemError(
-                429,
+            raise TooMany(
                 "too-many-jobs",
                 f"You have {active} unfinished jobs (at most {cfg.max_active_per_user}); wait for "
                 "one to finish or delete one.",
-                headers={"Retry-After": "60"},
+                retry_after_s=60,
             )
         items = [self._item(name, data) for name, data in photos]
         with transaction(self.rt.sessions) as session:
@@ -151,7 +144,7 @@ class JobService:
                 vlm_max_pixels=self.rt.settings.vlm.max_pixels,
                 clip_min_side=1,
             )
-        except ProblemError as exc:
+        except DomainError as exc:
             return NewItem(filename=filename, blob_key=None, problem=problem_json(exc))
         return NewItem(filename=filename, blob_key=self.blobs.put(data))
 
@@ -207,9 +200,9 @@ class JobService:
             self.blobs.delete(key)
 
 
-def _job_not_found(job_id: str) -> ProblemError:
-    return ProblemError(
-        404, "not-found", f"You have no caption job {job_id}; list yours with GET /caption-jobs."
+def _job_not_found(job_id: str) -> NotFound:
+    return NotFound(
+        "not-found", f"You have no caption job {job_id}; list yours with GET /caption-jobs."
     )
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.problems import ProblemError
 from app.runtime import Runtime
+from app.services.errors import NotFound, Unavailable
 from app.services.timings import Timings
 from model.photos import QueryPhoto
 from model.regions import (
@@ -117,8 +117,7 @@ class RetrievalService:
         concepts = ConceptRepository(session).get_many(user_id, unique)
         missing = sorted(set(unique) - {c.id for c in concepts})
         if missing:
-            raise ProblemError(
-                404,
+            raise NotFound(
                 "not-found",
                 f"Concepts {missing} do not exist (or are not yours); see GET /concepts.",
             )
@@ -147,12 +146,11 @@ class RetrievalService:
             try:
                 found = self.rt.detector.propose(query.pixels, categories)
             except DetectorUnavailable as exc:
-                raise ProblemError(
-                    503,
+                raise Unavailable(
                     "detector-unavailable",
                     f"The region detector is not available: {exc}. Set "
                     "REPIC_REGIONS__DETECTOR=none to use grid crops only.",
-                    headers={"Retry-After": "60"},
+                    retry_after_s=60,
                 ) from exc
             regions += [scale_region(r, 1 / query.scale) for r in found]
         return regions

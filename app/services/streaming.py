@@ -1,7 +1,8 @@
 """`POST /caption` with ``stream=true``: the caption as Server-Sent Events while it is written.
 
 Everything up to the prompt (decode, retrieval) happens before the response starts, so a bad
-photo or an unknown concept is still an ordinary problem response. Then the stream carries:
+photo or an unknown concept is still an ordinary problem response. Then the stream carries
+(as the route renders the events of :meth:`StreamingCaptionService.caption_events`):
 
 - ``event: delta``, ``data: {"text": "..."}`` for each piece of text the model writes;
 - ``event: result``, ``data:`` the body `POST /caption` would have answered (caption, concepts
@@ -14,13 +15,11 @@ The client going away closes the backend's stream, which stops the generation up
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import cast
 
-from app.problems import ProblemError
 from app.services.captioning import (
     CaptionRequest,
     CaptionResult,
@@ -30,7 +29,7 @@ from app.services.captioning import (
     cache_salt,
     public_model_name,
 )
-from app.services.jobs import problem_json
+from app.services.errors import DomainError, NotSupported
 from app.services.timings import Timings
 from model.photos import QueryPhoto
 from model.vlm.base import Generation, VLMError
@@ -38,23 +37,20 @@ from model.vlm.streaming import Delta, StreamingVLM
 
 log = logging.getLogger(__name__)
 
-EVENT_STREAM = "text/event-stream"
-
-
-def sse(event: str, data: str) -> bytes:
-    """One Server-Sent Event (``data`` is one line of JSON)."""
-    return f"event: {event}\ndata: {data}\n\n".encode()
+#: What the stream of one caption carries: text deltas, then the result or the error that
+#: ended it (a stream has started, so an error is an event rather than a raised exception).
+CaptionEvent = Delta | CaptionResult | DomainError
 
 
 class StreamingCaptionService(CaptionService):
     async def caption_events(
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings, start: float
-    ) -> AsyncIterator[bytes]:
-        """Prepare the prompt (problems raise here), then return the event stream."""
+    ) -> AsyncGenerator[CaptionEvent]:
+        """Prepare the prompt (errors raise here), then return the stream of events."""
         vlm = self.rt.vlm
         if not isinstance(vlm, StreamingVLM):
-            raise ProblemError(
-                501, "streaming-unsupported", "This captioning backend cannot stream; omit stream."
+            raise NotSupported(
+                "streaming-unsupported", "This captioning backend cannot stream; omit stream."
             )
         # The caption holds one of the user's caption slots until its stream ends: a refusal
         # (429) is an ordinary problem response, before the stream starts.
@@ -66,7 +62,7 @@ class StreamingCaptionService(CaptionService):
             await held.aclose()
             raise
 
-        async def events() -> AsyncIterator[bytes]:
+        async def events() -> AsyncGenerator[CaptionEvent]:
             generation: Generation | None = None
             async with held:
                 try:
@@ -82,24 +78,23 @@ class StreamingCaptionService(CaptionService):
                         ):
                             async for item in stream:
                                 if isinstance(item, Delta):
-                                    yield sse("delta", json.dumps({"text": item.text}))
+                                    yield item
                                 else:
                                     generation = item
                 except VLMError as exc:
                     self.rt.metrics.count_vlm_error(exc.kind)
-                    yield sse("problem", problem_json(_vlm_problem(exc, vlm.model_name)))
+                    yield _vlm_problem(exc, vlm.model_name)
                     return
             if generation is None:
                 return
             timings.ms["vlm"] = (time.perf_counter() - vlm_start) * 1000
             timings.ms["total"] = (time.perf_counter() - start) * 1000
-            result = CaptionResult(
+            yield CaptionResult(
                 caption=generation.text,
                 used=prepared.used,
                 mentioned=_mentioned(generation.text, prepared.names),
                 model=public_model_name(self.rt.settings),
                 timings_ms=timings.ms,
             )
-            yield sse("result", result.public().model_dump_json())
 
         return events()

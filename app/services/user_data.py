@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from app.problems import ProblemError, not_found
+from app.services.errors import Unavailable, not_found
 from store.blobs import BlobError
 from store.db import transaction
 from store.gc import record_unreferenced
@@ -106,10 +106,9 @@ class UserDataService:
             return self.rt.blobs.get(key)
         except BlobError as exc:
             log.error("export failed: %s", exc)
-            raise ProblemError(
-                503,
+            raise Unavailable(
                 "storage-unavailable",
                 "A photo cannot be read, so no partial export is given. Retry later; operators: "
                 "check REPIC_DATA_DIR.",
-                headers={"Retry-After": "30"},
+                retry_after_s=30,
             ) from exc

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import ProblemError, not_found
+from app.services.errors import Conflict, not_found
 from store.db import transaction
 from store.models import ApiKey, User
 from store.repositories import UserRepository
@@ -50,8 +50,7 @@ class UserService:
                 raise not_found(f"User {user_name!r}")
             limit = self.max_active_keys
             if limit is not None and repo.active_key_count(user) >= limit:
-                raise ProblemError(
-                    409,
+                raise Conflict(
                     "quota-exceeded",
                     f"{user.name!r} already has {limit} active API keys, the limit; revoke one "
                     "first.",
@@ -98,5 +97,5 @@ class UserService:
         return IssuedKey(user=user, prefix=new.prefix, plaintext=new.plaintext)
 
 
-def _taken(name: str) -> ProblemError:
-    return ProblemError(409, "user-exists", f"A user named {name!r} exists; pick another name.")
+def _taken(name: str) -> Conflict:
+    return Conflict("user-exists", f"A user named {name!r} exists; pick another name.")

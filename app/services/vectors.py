@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
-from app.problems import ProblemError
+from app.services.errors import DomainError, Unavailable
 from app.services.timings import Timings
 from app.settings import EmbedderSettings, IndexSettings
 from model.embedder import ClipEmbedder, EmbedderUnavailable
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class VectorStore:
-    """Owns the CLIP embedder and the FAISS index; turns their failures into 503 problems."""
+    """Owns the CLIP embedder and the FAISS index; turns their failures into domain errors."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class VectorStore:
             raise embedder_problem(exc) from exc
 
     def embed(self, images: Sequence[Image.Image], timings: Timings | None = None) -> np.ndarray:
-        """L2-normalised vectors for ``images`` (one batched forward), or a 503 problem."""
+        """L2-normalised vectors for ``images`` (one batched forward), or :class:`Unavailable`."""
         try:
             with (timings or Timings(self._metrics)).stage("embed"):
                 return self.embedder.embed(images)
@@ -108,11 +108,10 @@ class VectorStore:
             with (timings or Timings(self._metrics)).stage("search"):
                 return self.index().search(user_id, queries, k, version=version)
         except IndexEmbedderMismatch as exc:
-            raise ProblemError(
-                503,
+            raise Unavailable(
                 "reindex-required",
                 f"{exc} Until then retrieval is unavailable; captions with concept_ids work.",
-                headers={"Retry-After": "300"},
+                retry_after_s=300,
             ) from exc
         finally:
             self.publish_index_stats()
@@ -146,7 +145,7 @@ class VectorStore:
                 vectors,
                 version,
             )
-        except (OSError, RuntimeError, ProblemError) as exc:
+        except (OSError, RuntimeError, DomainError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
         self.publish_index_stats()
 
@@ -154,7 +153,7 @@ class VectorStore:
         """Mirror a committed delete into the index; on failure the next search rebuilds it."""
         try:
             self.index().remove(user_id, np.asarray(image_ids, dtype=np.int64), version)
-        except (OSError, RuntimeError, ProblemError) as exc:
+        except (OSError, RuntimeError, DomainError) as exc:
             log.warning("index update for user %s deferred to a rebuild: %s", user_id, exc)
         self.publish_index_stats()
 
@@ -162,7 +161,7 @@ class VectorStore:
         """Drop a deleted user's index from memory and disk; failures are logged, not raised."""
         try:
             self.index().forget(user_id)
-        except (OSError, RuntimeError, ProblemError) as exc:
+        except (OSError, RuntimeError, DomainError) as exc:
             log.warning("index files of deleted user %s left behind: %s", user_id, exc)
 
     def _user_version(self, user_id: int) -> int:
@@ -201,10 +200,9 @@ class VectorStore:
         )
 
 
-def embedder_problem(exc: EmbedderUnavailable) -> ProblemError:
-    return ProblemError(
-        503,
+def embedder_problem(exc: EmbedderUnavailable) -> Unavailable:
+    return Unavailable(
         "embedder-unavailable",
         f"The image embedder is not available, so nothing was stored: {exc}",
-        headers={"Retry-After": "60"},
+        retry_after_s=60,
     )

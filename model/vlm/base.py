@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from model.lifecycle import ManagedModel, ModelUnavailable
 from model.prompt import RepicPrompt
 
 
@@ -14,7 +15,7 @@ class VLMError(Exception):
     kind = "error"
 
 
-class VLMUnavailable(VLMError):
+class VLMUnavailable(VLMError, ModelUnavailable):
     """Backend unreachable or not loadable (HTTP 503 with Retry-After)."""
 
     kind = "unavailable"
@@ -40,14 +41,8 @@ class Generation:
     completion_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    detail: str
-
-
-class VLMBackend(Protocol):
-    """Turns a :class:`RepicPrompt` into text.
+class VLMBackend(ManagedModel, Protocol):
+    """Turns a :class:`RepicPrompt` into text; loads, reports and unloads like every model.
 
     ``cache_salt`` isolates one user's prefix-cache entries from another's (vLLM); backends
     without a shared cache ignore it.
@@ -58,7 +53,5 @@ class VLMBackend(Protocol):
     async def generate(
         self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
     ) -> Generation: ...
-
-    async def readiness(self) -> Readiness: ...
 
     async def aclose(self) -> None: ...

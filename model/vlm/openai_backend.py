@@ -38,10 +38,10 @@ from openai import (
 )
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
+from model.lifecycle import ModelReadiness, ModelState
 from model.prompt import ImagePart, RepicPrompt
 from model.vlm.base import (
     Generation,
-    Readiness,
     VLMBadRequest,
     VLMError,
     VLMTimeout,
@@ -95,7 +95,13 @@ class OpenAIBackend:
     ``repetition_penalty``. At most ``max_concurrency`` requests are in flight (the pool keeps as
     many connections alive); ``timeout_s`` bounds one call, waiting for a slot and retries
     included. A connection error is retried ``connect_retries`` times with doubling delays.
+
+    Nothing is loaded in this process: the model's state is what the last probe of the server
+    found (:meth:`areadiness`), and loading it means finding it served (:meth:`aload`).
     """
+
+    #: The readiness probe asks the server every time; there is nothing more to load for it.
+    probe_loads = False
 
     def __init__(
         self,
@@ -122,6 +128,7 @@ class OpenAIBackend:
         self._repetition_penalty = repetition_penalty
         self._timeout_s = timeout_s
         self._connect_retries = connect_retries
+        self._state = ModelState.UNLOADED
         self._slots = asyncio.Semaphore(max_concurrency)
         self._http = httpx2.AsyncClient(
             limits=httpx2.Limits(
@@ -236,33 +243,54 @@ class OpenAIBackend:
             completion_tokens=usage.completion_tokens if usage else None,
         )
 
-    async def readiness(self) -> Readiness:
+    @property
+    def state(self) -> ModelState:
+        """Ready or failed as the last probe found the server; unloaded before any probe."""
+        return self._state
+
+    async def aload(self) -> None:
+        """Probe the server; raises :class:`VLMUnavailable` (saying why) unless it serves us."""
+        found = await self.areadiness()
+        if not found.ready:
+            raise VLMUnavailable(found.detail)
+
+    async def aunload(self) -> None:
+        """Nothing is held here; the next use probes or calls the server again."""
+        self._state = ModelState.UNLOADED
+
+    async def areadiness(self) -> ModelReadiness:
         """Ready when ``GET /health`` answers 200 and ``/v1/models`` lists our model name."""
+        found = await self._probe()
+        self._state = found.state
+        return found
+
+    async def _probe(self) -> ModelReadiness:
+        failed = ModelState.FAILED
         try:
             async with asyncio.timeout(_PROBE_TIMEOUT_S):
                 health = await self._http.get(f"{self._root}/health")
                 if health.status_code != 200:
-                    return Readiness(
-                        ready=False,
-                        detail=f"vLLM at {self._root} is not healthy "
+                    return ModelReadiness(
+                        failed,
+                        f"vLLM at {self._root} is not healthy "
                         f"(GET /health answered {health.status_code})",
                     )
                 page = await self._client.models.list()
         except (TimeoutError, httpx2.HTTPError, APIConnectionError) as exc:
-            return Readiness(
-                ready=False,
-                detail=f"cannot reach vLLM at {self._root} ({type(exc).__name__}: {exc})",
+            return ModelReadiness(
+                failed,
+                f"cannot reach vLLM at {self._root} ({type(exc).__name__}: {exc})",
             )
         except APIStatusError as exc:
-            return Readiness(ready=False, detail=str(self._status_error(exc)))
+            return ModelReadiness(failed, str(self._status_error(exc)))
         served = [model.id for model in page.data]
         if self.model_name not in served:
-            return Readiness(
-                ready=False,
-                detail=f"vLLM at {self._root} serves {served}, not {self.model_name!r}; set the "
+            return ModelReadiness(
+                failed,
+                f"vLLM at {self._root} serves {served}, not {self.model_name!r}; set the "
                 "model name to the server's --served-model-name",
             )
-        return Readiness(ready=True, detail=f"vLLM at {self._root} serves {self.model_name!r}")
+        return ModelReadiness(ModelState.READY, f"vLLM at {self._root} serves {self.model_name!r}")
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

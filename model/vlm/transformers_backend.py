@@ -14,7 +14,6 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
@@ -26,8 +25,9 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from model.lifecycle import LifecycleModel, ModelLifecycle
 from model.prompt import RepicPrompt
-from model.vlm.base import Generation, Readiness, VLMBadRequest, VLMTimeout, VLMUnavailable
+from model.vlm.base import Generation, VLMBadRequest, VLMTimeout, VLMUnavailable
 from model.vlm.messages import encode_prompt, set_pixel_budget
 from model.vlm.streaming import Delta
 
@@ -36,19 +36,17 @@ DEFAULT_MAX_PIXELS = 1024 * 28 * 28
 DEFAULT_REPETITION_PENALTY = 1.05
 
 
-class LoadState(StrEnum):
-    NOT_LOADED = "not loaded"
-    LOADING = "loading"
-    LOADED = "loaded"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
 class _Loaded:
     model: Any
     processor: Any
     device: torch.device
     dtype: torch.dtype
+
+
+def _release(_: _Loaded) -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -63,13 +61,15 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self._event.is_set(), device=input_ids.device)
 
 
-class TransformersBackend:
+class TransformersBackend(LifecycleModel[_Loaded]):
     """A :class:`~model.vlm.base.VLMBackend` running Qwen2.5-VL in this process.
 
     ``model`` is a Hub id (resolved through the local Hugging Face cache) or a checkpoint
     directory. Decoding is greedy with ``repetition_penalty``; images are resized to at most
     ``max_pixels`` by the processor, as in the RePIC paper. ``timeout_s`` bounds one call,
     waiting in line included; a call that runs out stops its generation at the next token.
+    Loading follows :class:`~model.lifecycle.ModelLifecycle`; a failed load is tried again by
+    the first call after ``retry_after_s``. A readiness probe never loads this (large) model.
     """
 
     def __init__(
@@ -80,6 +80,7 @@ class TransformersBackend:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         timeout_s: float | None = None,
         adapter: str | None = None,
+        retry_after_s: float = 0.0,
     ) -> None:
         if repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be positive, got {repetition_penalty}")
@@ -90,28 +91,19 @@ class TransformersBackend:
         self._repetition_penalty = repetition_penalty
         self._max_pixels = max_pixels
         self._timeout_s = timeout_s
-        self._state = LoadState.NOT_LOADED
-        self._error = ""
-        self._loaded: _Loaded | None = None
-        self._load_lock = asyncio.Lock()
+        self.lifecycle = ModelLifecycle(
+            model,
+            self._load_blocking,
+            self._describe,
+            release=_release,
+            retry_after_s=retry_after_s,
+            probe_loads=False,
+        )
         # Callers wait their turn here, without holding a worker thread each.
         self._turn = asyncio.Lock()
         # A cancelled caller releases its turn while its thread may still be generating; this
         # lock, taken inside the thread, is what really keeps generations one at a time.
         self._running = threading.Lock()
-
-    @property
-    def state(self) -> LoadState:
-        """Where loading stands: not loaded, loading, loaded or failed."""
-        return self._state
-
-    async def load(self) -> None:
-        """Load the model and processor in a worker thread unless already loaded.
-
-        Raises :class:`VLMUnavailable` with what to do when the checkpoint cannot be loaded; a
-        later call tries again.
-        """
-        await self._ensure_loaded()
 
     async def generate(
         self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
@@ -122,7 +114,7 @@ class TransformersBackend:
         stop = threading.Event()
         try:
             async with asyncio.timeout(self._timeout_s):
-                loaded = await self._ensure_loaded()
+                loaded = await self.lifecycle.aload()
                 async with self._turn:
                     return await asyncio.to_thread(
                         self._generate_blocking, loaded, prompt, max_tokens, stop
@@ -150,7 +142,7 @@ class TransformersBackend:
         deadline = None if self._timeout_s is None else loop.time() + self._timeout_s
         stop = threading.Event()
         try:
-            loaded = await self._ensure_loaded()
+            loaded = await self.lifecycle.aload()
             async with self._turn:
                 streamer = TextIteratorStreamer(
                     loaded.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
@@ -176,49 +168,30 @@ class TransformersBackend:
             stop.set()
         yield generation
 
-    async def readiness(self) -> Readiness:
-        """Ready once loaded; the detail names the state, device and any load error."""
-        loaded = self._loaded
-        if self._state is LoadState.LOADED and loaded is not None:
-            adapted = f" with adapter {self.adapter}" if self.adapter else ""
-            detail = f"{self.model_name}{adapted} loaded on {loaded.device} ({loaded.dtype})"
-            return Readiness(ready=True, detail=detail)
-        if self._state is LoadState.FAILED:
-            return Readiness(ready=False, detail=f"failed: {self._error}")
-        if self._state is LoadState.LOADING:
-            return Readiness(ready=False, detail=f"loading {self.model_name}")
-        return Readiness(ready=False, detail=f"{self.model_name} not loaded (loads on first use)")
+    async def aunload(self) -> None:
+        """Drop the model after the generation in progress, if any, has finished."""
+        async with self._turn:
+            await asyncio.to_thread(self._unload_after_generation)
 
     async def aclose(self) -> None:
-        """Drop the model after the generation in progress, if any, has finished."""
-        async with self._load_lock, self._turn:
-            await asyncio.to_thread(self._running.acquire)
-            try:
-                self._loaded = None
-                self._state = LoadState.NOT_LOADED
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            finally:
-                self._running.release()
+        """Drop the model (see :meth:`aunload`)."""
+        await self.aunload()
 
-    async def _ensure_loaded(self) -> _Loaded:
-        async with self._load_lock:
-            if self._loaded is not None:
-                return self._loaded
-            self._state = LoadState.LOADING
-            try:
-                self._loaded = await asyncio.to_thread(self._load_blocking)
-            except Exception as exc:
-                self._state = LoadState.FAILED
-                self._error = self._unavailable_message(exc)
-                raise VLMUnavailable(self._error) from exc
-            except BaseException:  # cancelled while loading: the next call starts over
-                self._state = LoadState.NOT_LOADED
-                raise
-            self._state = LoadState.LOADED
-            return self._loaded
+    def _unload_after_generation(self) -> None:
+        with self._running:
+            self.lifecycle.unload()
+
+    def _describe(self, loaded: _Loaded) -> str:
+        adapted = f" with adapter {self.adapter}" if self.adapter else ""
+        return f"{self.model_name}{adapted} loaded on {loaded.device} ({loaded.dtype})"
 
     def _load_blocking(self) -> _Loaded:
+        try:
+            return self._load_checkpoint()
+        except Exception as exc:
+            raise VLMUnavailable(self._unavailable_message(exc)) from exc
+
+    def _load_checkpoint(self) -> _Loaded:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         processor: Any = AutoProcessor.from_pretrained(self.model_name)  # type: ignore[no-untyped-call]
