@@ -27,7 +27,11 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API k
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
 
 
-def get_runtime(request: Request) -> Runtime:
+# The runtime and the service factories are ``async def``: they only build objects, and FastAPI
+# runs a plain ``def`` dependency on its thread pool, one hand-off each per request.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -35,31 +39,31 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def user_service(runtime: RuntimeDep) -> UserService:
+async def user_service(runtime: RuntimeDep) -> UserService:
     return UserService(runtime.sessions, max_active_keys=runtime.settings.quota.api_keys)
 
 
-def user_data_service(runtime: RuntimeDep) -> UserDataService:
+async def user_data_service(runtime: RuntimeDep) -> UserDataService:
     return UserDataService(runtime)
 
 
-def concept_service(runtime: RuntimeDep) -> ConceptService:
+async def concept_service(runtime: RuntimeDep) -> ConceptService:
     return ConceptService(runtime)
 
 
-def retrieval_service(runtime: RuntimeDep) -> RetrievalService:
+async def retrieval_service(runtime: RuntimeDep) -> RetrievalService:
     return RetrievalService(runtime)
 
 
-def caption_service(runtime: RuntimeDep) -> CaptionService:
+async def caption_service(runtime: RuntimeDep) -> CaptionService:
     return CaptionService(runtime)
 
 
-def streaming_caption_service(runtime: RuntimeDep) -> StreamingCaptionService:
+async def streaming_caption_service(runtime: RuntimeDep) -> StreamingCaptionService:
     return StreamingCaptionService(runtime)
 
 
-def job_service(runtime: RuntimeDep) -> JobService:
+async def job_service(runtime: RuntimeDep) -> JobService:
     return JobService(runtime)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.index_costs import add_cost, compressed_scan, memory_per_1000_users
+from bench.index_costs import add_cost, compressed_scan, memory_per_1000_users, scan_block
 from bench.markdown import cpu_model, write_section
 from model.embedder import ClipEmbedder
 from model.tiny.clip import build_tiny_clip, write_vit_b32_sized_config
@@ -257,7 +257,7 @@ def main() -> None:
     searches, settings = search_section(sizes, reps, bandwidth)
     ingest = ingest_section(args.quick)
     n_big, checks = (30_000, 100) if args.quick else (100_000, 800)
-    compressed = compressed_scan(n_big, 5 if args.quick else 30, checks)
+    compressed = scan_block(compressed_scan(n_big, 10 if args.quick else 100, checks))
     adds = add_cost([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000], 20)
     memory = memory_per_1000_users(200 if args.quick else 1_000, 60, 64)
     load_after = os.getloadavg()[0]

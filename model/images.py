@@ -167,14 +167,17 @@ def decode_upright(
             _check_pixels(opened.width, opened.height, max_pixels)
             _check_shape(opened.width, opened.height)
             raw_w, raw_h = opened.size
-            swapped = opened.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            orientation = opened.getexif().get(_ORIENTATION, 1)
+            swapped = orientation in (5, 6, 7, 8)
             width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
             scale = min(1.0, max(fraction(width, height), 0.0))
             if fmt == "JPEG" and scale < 1.0:
                 opened.draft("RGB", (math.ceil(raw_w * scale), math.ceil(raw_h * scale)))
             opened.seek(0)  # first frame of an animation
             opened.load()
-            img = _to_rgb(ImageOps.exif_transpose(opened) or opened)
+            # Upright photos skip the transpose, which would copy the decoded pixels.
+            upright = ImageOps.exif_transpose(opened) if orientation != 1 else opened
+            img = _to_rgb(upright or opened)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -281,4 +284,4 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")  # convert() would copy RGB pixels

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, defer, raiseload
+from sqlalchemy.orm import Session, defer, joinedload, raiseload
 
 from store.captions import CaptionRecord, CaptionRepository
 from store.models import ApiKey, Concept, ConceptImage, User
@@ -91,7 +91,9 @@ class UserRepository:
     def active_key(self, prefix: str) -> ApiKey | None:
         """The unrevoked key with this prefix, with its user loaded."""
         return self.session.scalar(
-            select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            select(ApiKey)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            .options(joinedload(ApiKey.user))  # one query per authenticated request
         )
 
     def key_by_prefix(self, prefix: str) -> ApiKey | None:

@@ -309,10 +309,14 @@ class OpenAIBackend:
             try:
                 return await self._client.chat.completions.create(
                     model=self.model_name,
-                    messages=messages,
+                    # The messages travel in extra_body, which replaces this empty list in the
+                    # JSON body: the client would otherwise walk every part of them against its
+                    # type hints on each call (milliseconds of CPU per caption, see BENCHMARKS.md),
+                    # and they are plain JSON already (to_openai_messages).
+                    messages=[],
                     max_completion_tokens=max_tokens,
                     temperature=0.0,
-                    extra_body=extra_body,
+                    extra_body={**extra_body, "messages": messages},
                     extra_headers=headers,
                 )
             except APITimeoutError:
