@@ -12,19 +12,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import admin, captions, concepts, health, history, jobs
-from app.blob_gc import periodic_sweep
-from app.docs import install_docs
-from app.limits import BodySizeLimitMiddleware
-from app.logs import RequestIdMiddleware, configure_logging
-from app.metrics import Metrics, MetricsMiddleware
-from app.middleware import SecurityHeadersMiddleware, UnhandledErrorMiddleware
-from app.openapi import install_openapi, operation_id
-from app.problems import install_problem_handlers
-from app.readiness import model_readiness_checks, preload_models
-from app.runtime import build_runtime
+from app.core.blob_gc import periodic_sweep
+from app.core.logs import RequestIdMiddleware, configure_logging
+from app.core.metrics import Metrics, MetricsMiddleware
+from app.core.readiness import model_readiness_checks, preload_models
+from app.core.runtime import build_runtime
+from app.core.settings import Settings
+from app.http.docs import install_docs
+from app.http.limits import BodySizeLimitMiddleware
+from app.http.middleware import SecurityHeadersMiddleware, UnhandledErrorMiddleware
+from app.http.openapi import install_openapi, operation_id
+from app.http.problems import install_problem_handlers
+from app.http.ui import install_ui
 from app.services.job_runner import JobRunner
-from app.settings import Settings
-from app.ui import install_ui
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from app.core.migrate import upgrade
+from app.core.quotas import FairGate
+from app.core.settings import Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.quotas import FairGate
-from app.settings import Settings
 from bench.markdown import cpu_model, write_section
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl

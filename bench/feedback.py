@@ -86,9 +86,9 @@ async def recall(
 
 
 async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    from app.core.migrate import upgrade
+    from app.core.settings import Settings
     from app.main import create_app
-    from app.migrate import upgrade
-    from app.settings import Settings
     from model.tiny.clip import build_tiny_clip
     from model.tiny.qwen import build_tiny_qwen25vl
 

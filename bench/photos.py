@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.settings import Settings
 from bench.floor import photo_floor
 from bench.markdown import cpu_model, write_section
 from model.images import normalize_image

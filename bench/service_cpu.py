@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
+from tests.vllm_fixtures import MAX_PIXELS, VLLMServer, start_vllm_server
 
 from bench.caption import drive
 from bench.caption_report import Run
@@ -32,7 +33,6 @@ from model.embedder import ClipEmbedder
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
 from tests.test_photos import photo
-from tests.vllm_fixtures import MAX_PIXELS, VLLMServer, start_vllm_server
 
 QUERY_SIZE = (640, 480)  # 0.3 MP
 REFERENCE_SIZE = (4032, 3024)  # 12 MP

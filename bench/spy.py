@@ -21,7 +21,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "VLM call: openai client, body, HTTP",
         ("openai_backend.py", "openai/", "httpx2/", "httpcore2/"),
     ),
-    ("JSON log lines", ("logging/", "app/logs.py")),
+    ("JSON log lines", ("logging/", "app/core/logs.py")),
     ("image decode, re-encode, crops", ("model/images.py", "model/regions.py", "PIL/")),
     ("FAISS search", ("store/index.py",)),
     ("HTTP server, routing, multipart", ("uvicorn/", "starlette/", "fastapi/", "multipart/")),

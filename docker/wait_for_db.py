@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 # psycopg's own connect timeout; without it one attempt can hang on a black-holed host.
 CONNECT_TIMEOUT_S = 5

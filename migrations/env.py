@@ -22,7 +22,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     return Settings().database_url
 

@@ -39,7 +39,7 @@ class CaptionRecord(Base):
     concepts_mentioned: Mapped[str] = mapped_column(Text)
     caption: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(200))
-    #: JSON of the latest correction (see ``app.schemas.FeedbackCreate``), or NULL.
+    #: JSON of the latest correction (see ``app.api.schemas.FeedbackCreate``), or NULL.
     feedback: Mapped[str | None] = mapped_column(Text, default=None)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     #: JSON list of ``{"concept_id", "box"}``: photos taught to concepts from this caption.

@@ -16,8 +16,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from model.tiny.clip import TinyClip, build_tiny_clip
 from tests.helpers.api import ADMIN_TOKEN, UserClient, new_user
 from tests.helpers.db_templates import MigratedTemplates

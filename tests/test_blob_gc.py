@@ -18,10 +18,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.runtime import build_runtime
+from app.core.runtime import build_runtime
+from app.core.settings import Settings
 from app.services.concepts import ConceptService
 from app.services.users import UserService
-from app.settings import Settings
 from model.tiny.clip import TinyClip
 from store.blobs import LocalBlobStore
 from store.gc import sweep
@@ -59,7 +59,7 @@ def _user_id(settings: Settings, name: str) -> int:
 def test_upload_and_delete_of_the_same_photo_in_two_processes_never_lose_it(
     settings: Settings,
 ) -> None:
-    from app.migrate import upgrade
+    from app.core.migrate import upgrade
 
     upgrade(settings.database_url)
     alice, bob = _user_id(settings, "alice"), _user_id(settings, "bob")
@@ -94,8 +94,8 @@ async def test_orphans_and_temporaries_go_only_after_the_grace_period(
     runtime = app.state.runtime
     if backend == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
-        from app.runtime import build_blob_store
-        from app.settings import StorageSettings
+        from app.core.runtime import build_blob_store
+        from app.core.settings import StorageSettings
 
         storage = StorageSettings.model_validate(server.storage_settings(make_bucket(server)))
         runtime.blobs = build_blob_store(storage, runtime.settings.blob_dir)
@@ -129,8 +129,8 @@ async def test_orphans_and_temporaries_go_only_after_the_grace_period(
 async def test_object_store_outage_is_503_and_loses_nothing(
     app: FastAPI, alice: UserClient, tmp_path: Path
 ) -> None:
-    from app.runtime import build_blob_store
-    from app.settings import StorageSettings
+    from app.core.runtime import build_blob_store
+    from app.core.settings import StorageSettings
 
     server = start_s3_server(tmp_path / "moto")
     try:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import images
 
 pytestmark = pytest.mark.live
@@ -56,7 +56,7 @@ def test_caption_album_writes_jsonl_and_csv(cli_env: Settings, tmp_path: Path) -
 
 
 def test_caption_album_resumes_its_job(cli_env: Settings, tmp_path: Path) -> None:
-    from app.runtime import build_runtime
+    from app.core.runtime import build_runtime
     from app.services.jobs import JobOptions, JobService
     from store.repositories import UserRepository
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from PIL import Image
 from sqlalchemy import update
 
-from app.blob_gc import sweep_blobs
+from app.core.blob_gc import sweep_blobs
 from store.captions import CaptionRecord
 from store.db import transaction
 from store.gc import record_unreferenced

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
-from app.migrate import upgrade
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from app.services.job_queue import build_job_queue
-from app.settings import Settings
 from store.db import make_session_factory, transaction
 from store.jobs import JobRepository, NewItem
 from store.repositories import UserRepository

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from app.cli import cli
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import images
 from tests.helpers.cli import concept_rows, runner
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.cli import cli
 from app.cli.dev import settings_table
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import images
 from tests.helpers.cli import concept_rows, runner
 from tests.helpers.training import make_concept_database

@@ -33,7 +33,8 @@ def test_account_commands_load_neither_fastapi_nor_numpy() -> None:
     # `repic users create` needs the database layer, not the web framework, numpy or the
     # eval/train stacks (httpx, the metrics).
     probe = (
-        "import sys\nfrom app.cli import cli\nimport app.services.users, app.settings, store.db\n"
+        "import sys\nfrom app.cli import cli\n"
+        "import app.services.users, app.core.settings, store.db\n"
         "print(' '.join(m for m in ('fastapi', 'numpy', 'httpx', 'torch') if m in sys.modules))"
     )
     out = subprocess.run(

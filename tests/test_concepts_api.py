@@ -192,7 +192,7 @@ async def test_update_concept_not_found(alice: UserClient) -> None:
 
 
 async def test_delete_concept_removes_it_and_unshared_blobs(alice: UserClient, app) -> None:  # type: ignore[no-untyped-def]
-    from app.blob_gc import sweep_blobs
+    from app.core.blob_gc import sweep_blobs
 
     created = (await create(alice)).json()
     runtime = app.state.runtime
@@ -211,7 +211,7 @@ async def test_shared_blob_survives_until_last_reference(
     bob: UserClient,
     app,  # type: ignore[no-untyped-def]
 ) -> None:
-    from app.blob_gc import sweep_blobs
+    from app.core.blob_gc import sweep_blobs
 
     runtime = app.state.runtime
     same = images.pattern(7)

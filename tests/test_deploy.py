@@ -20,7 +20,7 @@ import pytest
 import yaml
 from annotated_types import Le
 
-from app.settings import (
+from app.core.settings import (
     DEFAULT_ADMIN_TOKEN,
     QWEN_PIXELS_PER_TOKEN,
     RetrievalSettings,

@@ -11,9 +11,9 @@ from PIL import Image
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from app.blob_gc import sweep_blobs
 from app.cli import cli
-from app.settings import Settings
+from app.core.blob_gc import sweep_blobs
+from app.core.settings import Settings
 from model.images import encode_rgb
 from store.index_files import IndexFiles
 from store.models import ConceptImage
@@ -112,7 +112,7 @@ async def test_the_sweep_deletes_a_deleted_concepts_derivatives(
 def test_derivatives_command_fills_rows_stored_before_them(
     cli_env: Settings,
 ) -> None:
-    from app.runtime import build_runtime
+    from app.core.runtime import build_runtime
 
     runtime = build_runtime(cli_env)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from app.deps import concept_service
-from app.problems import TYPE_PREFIX, as_problem, problem_json
+from app.http.deps import concept_service
+from app.http.problems import TYPE_PREFIX, as_problem, problem_json
 from app.services import errors
 from app.services.concepts import ConceptService
 from tests.helpers.api import UserClient
@@ -76,9 +76,9 @@ def _imported_names(path: Path) -> set[str]:
 def test_services_raise_no_problems_and_build_no_responses(path: Path) -> None:
     imported = _imported_names(path)
     assert not {n for n in imported if n.split(".")[0] in ("fastapi", "starlette")}
-    assert "app.problems.ProblemError" not in imported
-    assert "app.errors.ProblemError" not in imported
-    assert not {n for n in imported if n.startswith("app.schemas.") and n.endswith("Public")}
+    assert "app.http.problems.ProblemError" not in imported
+    assert "app.http.errors.ProblemError" not in imported
+    assert not {n for n in imported if n.startswith("app.api.schemas.") and n.endswith("Public")}
 
 
 def test_model_carries_no_http_status() -> None:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import images
 from tests.helpers.api import ADMIN_TOKEN, UserClient, create
 from tests.helpers.history import kept

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from app.logs import JsonFormatter
+from app.core.logs import JsonFormatter
 from tests.helpers import images
 from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 from tests.helpers.mounts import read_only

@@ -7,7 +7,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 
-from app.migrate import alembic_config
+from app.core.migrate import alembic_config
 from tests.helpers import images
 from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 

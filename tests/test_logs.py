@@ -1,4 +1,4 @@
-"""app.logs: JSON lines, request ids end to end, and access lines that leak nothing."""
+"""app.core.logs: JSON lines, request ids end to end, and access lines that leak nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from app.logs import (
+from app.core.logs import (
     JsonFormatter,
     RequestIdMiddleware,
     configure_logging,
@@ -214,7 +214,7 @@ def test_json_logs_stay_one_object_per_line_with_progress_bars() -> None:
     program = """
 import logging, sys, warnings
 from tqdm import tqdm
-from app.logs import configure_logging
+from app.core.logs import configure_logging
 configure_logging("INFO", json=True)
 logging.getLogger("t").info("before")
 for _ in tqdm(range(50), mininterval=0):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from app.settings import VLMSettings
+from app.core.settings import VLMSettings
 from model.prompt import build_repic_messages
 from model.tiny.lora import build_tiny_lora_adapter
 from model.vlm.base import VLMUnavailable

@@ -1,4 +1,4 @@
-"""app.metrics on a throwaway FastAPI app: route templates, status codes, stages, isolation."""
+"""app.core.metrics on a throwaway FastAPI app: route templates, status codes, stages, isolation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
-from app.metrics import STAGES, VLM_ERROR_KINDS, Metrics, MetricsMiddleware
+from app.core.metrics import STAGES, VLM_ERROR_KINDS, Metrics, MetricsMiddleware
 from app.services.timings import Timings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect, text
 
-from app.migrate import downgrade, upgrade
+from app.core.migrate import downgrade, upgrade
 from migrations import include_name
 from store.models import Base
 

@@ -13,9 +13,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from app.cli.dev import openapi_document
+from app.core.settings import Settings
+from app.http.problems import PROBLEM_MEDIA_TYPE
 from app.main import create_app
-from app.problems import PROBLEM_MEDIA_TYPE
-from app.settings import Settings
 from tests.helpers.api import UserClient
 from tests.helpers.node_tools import node_tool
 

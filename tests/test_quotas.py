@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.quotas import CaptionSlots, FairGate, RateLimiter
+from app.core.quotas import CaptionSlots, FairGate, RateLimiter
 from app.services.errors import TooMany
 from tests.helpers import images
 from tests.helpers.api import UserClient, admin_headers, assert_problem, create

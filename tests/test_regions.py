@@ -19,10 +19,10 @@ from transformers import (
     Owlv2Processor,
 )
 
+from app.core.migrate import upgrade
+from app.core.runtime import Runtime
+from app.core.settings import RegionSettings, Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.runtime import Runtime
-from app.settings import RegionSettings, Settings
 from model.lifecycle import ModelState
 from model.regions import DetectorUnavailable, Owlv2Proposer, Region, crop, propose_regions
 from tests.helpers.api import admin_headers

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.helpers import images
 from tests.helpers.api import UserClient, admin_headers, assert_problem, create, retrieve
 
@@ -116,7 +116,7 @@ async def test_embedder_failure_stores_nothing(
 
 
 async def test_missing_weights_are_reported_by_readyz(settings: Settings, tmp_path: Path) -> None:
-    from app.migrate import upgrade
+    from app.core.migrate import upgrade
 
     upgrade(settings.database_url)
     broken = settings.model_copy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 def test_env_prefix_and_nesting(monkeypatch: pytest.MonkeyPatch) -> None:

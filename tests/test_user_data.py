@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from app.blob_gc import sweep_blobs
 from app.cli import cli
-from app.settings import Settings
+from app.core.blob_gc import sweep_blobs
+from app.core.settings import Settings
 from tests.helpers import images
 from tests.helpers.api import UserClient, admin_headers, assert_problem, create
 

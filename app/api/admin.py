@@ -6,9 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from app.deps import RuntimeDep, UserDataServiceDep, UserServiceDep, require_admin
-from app.problems import problem_responses
-from app.schemas import (
+from app.api.schemas import (
     USER_NAME_PATTERN,
     ApiKeyCreated,
     ApiKeyPublic,
@@ -18,6 +16,8 @@ from app.schemas import (
     UserPublic,
     UsersPublic,
 )
+from app.http.deps import RuntimeDep, UserDataServiceDep, UserServiceDep, require_admin
+from app.http.problems import problem_responses
 from app.services.users import IssuedKey
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])

@@ -12,16 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from app.deps import (
-    CaptionServiceDep,
-    CurrentUser,
-    RetrievalServiceDep,
-    RuntimeDep,
-    StreamingCaptionServiceDep,
-)
-from app.problems import problem_json, problem_responses
-from app.runtime import Runtime
-from app.schemas import (
+from app.api.schemas import (
     ID_MAX,
     CaptionPublic,
     ConceptRef,
@@ -29,13 +20,22 @@ from app.schemas import (
     RetrievedConceptPublic,
     caption_public,
 )
+from app.core.runtime import Runtime
+from app.http.deps import (
+    CaptionServiceDep,
+    CurrentUser,
+    RetrievalServiceDep,
+    RuntimeDep,
+    StreamingCaptionServiceDep,
+)
+from app.http.problems import problem_json, problem_responses
+from app.http.uploads import decode_query, read_upload, single_valued
 from app.services.captioning import CaptionRequest, CaptionResult
 from app.services.errors import DomainError
 from app.services.history import HistoryService
 from app.services.retrieval import RetrievalService
 from app.services.streaming import CaptionEvent
 from app.services.timings import Timings
-from app.uploads import decode_query, read_upload, single_valued
 from model.photos import QueryPhoto
 from model.prompt import PromptStyle
 from model.vlm.streaming import Delta

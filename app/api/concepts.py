@@ -17,10 +17,7 @@ from fastapi import (
     status,
 )
 
-from app.deps import ConceptServiceDep, CurrentUser, RuntimeDep
-from app.problems import ProblemError, problem_responses
-from app.runtime import Runtime
-from app.schemas import (
+from app.api.schemas import (
     CATEGORY_MAX,
     ID_MAX,
     INFO_MAX,
@@ -29,8 +26,11 @@ from app.schemas import (
     ConceptUpdate,
     PlainText,
 )
+from app.core.runtime import Runtime
+from app.http.deps import ConceptServiceDep, CurrentUser, RuntimeDep
+from app.http.problems import ProblemError, problem_responses
+from app.http.uploads import normalize_uploads, read_upload, single_valued
 from app.services.concepts import StoredImage
-from app.uploads import normalize_uploads, read_upload, single_valued
 from model.images import NormalizedImage
 
 router = APIRouter(prefix="/concepts", tags=["concepts"])

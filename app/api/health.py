@@ -12,10 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from app.deps import RuntimeDep, bearer
-from app.problems import ProblemError, problem_responses
-from app.runtime import Runtime
-from app.schemas import ComponentReadiness, Health, Readiness
+from app.api.schemas import ComponentReadiness, Health, Readiness
+from app.core.runtime import Runtime
+from app.http.deps import RuntimeDep, bearer
+from app.http.problems import ProblemError, problem_responses
 from model.embedder import EmbedderUnavailable
 from store.repositories import ConceptRepository
 

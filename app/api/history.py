@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app.api.concepts import _cached_image
-from app.deps import CurrentUser, RuntimeDep
-from app.history_schemas import (
+from app.api.history_schemas import (
     CaptionRecordPublic,
     CaptionRecordsPublic,
     FeedbackCreate,
@@ -17,8 +16,9 @@ from app.history_schemas import (
     TeachRequest,
     record_public,
 )
-from app.problems import problem_responses
-from app.schemas import ID_MAX
+from app.api.schemas import ID_MAX
+from app.http.deps import CurrentUser, RuntimeDep
+from app.http.problems import problem_responses
 from app.services.history import HistoryService
 
 router = APIRouter(prefix="/captions", tags=["captions"])

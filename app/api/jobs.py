@@ -6,17 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
 
-from app.deps import CurrentUser, JobServiceDep, RuntimeDep
-from app.job_schemas import (
+from app.api.job_schemas import (
     CaptionJobProgress,
     CaptionJobPublic,
     CaptionJobResult,
     CaptionJobResultsPublic,
     CaptionJobsPublic,
 )
-from app.problems import problem_responses
+from app.http.deps import CurrentUser, JobServiceDep, RuntimeDep
+from app.http.problems import problem_responses
+from app.http.uploads import read_upload
 from app.services.jobs import JobOptions, JobView, unzip_photos
-from app.uploads import read_upload
 from model.prompt import PromptStyle
 
 router = APIRouter(prefix="/caption-jobs", tags=["caption-jobs"])

@@ -26,8 +26,8 @@ err = Console(stderr=True)
 
 
 def _users() -> UserService:
+    from app.core.settings import Settings
     from app.services.users import UserService
-    from app.settings import Settings
     from store.db import make_engine, make_session_factory
 
     settings = Settings()
@@ -38,9 +38,9 @@ def _users() -> UserService:
 
 
 def _user_data() -> UserDataService:
-    from app.runtime import build_runtime
+    from app.core.runtime import build_runtime
+    from app.core.settings import Settings
     from app.services.user_data import UserDataService
-    from app.settings import Settings
 
     return UserDataService(build_runtime(Settings()))
 
@@ -159,8 +159,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Alembic revision to reach")] = "head",
 ) -> None:
     """Apply migrations (run before the server starts)."""
-    from app.migrate import upgrade
-    from app.settings import Settings
+    from app.core.migrate import upgrade
+    from app.core.settings import Settings
 
     upgrade(Settings().database_url, revision)
     err.print(f"database at revision {revision}")

@@ -9,7 +9,7 @@ import typer
 from app.cli.data import _runtime, _user_id, console, err
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.core.runtime import Runtime
 
 captions_cli = typer.Typer(no_args_is_help=True, help="Kept captions and their corrections.")
 
@@ -22,7 +22,7 @@ def list_captions(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
     """The user's kept captions, newest first."""
-    from app.history_schemas import record_public
+    from app.api.history_schemas import record_public
     from app.services.history import HistoryService
 
     runtime = _runtime()
@@ -57,7 +57,7 @@ def feedback(
     """Correct a kept caption (validated as `POST /captions/{id}/feedback` validates it)."""
     from pydantic import ValidationError
 
-    from app.history_schemas import FeedbackCreate, record_public
+    from app.api.history_schemas import FeedbackCreate, record_public
     from app.services.errors import DomainError
     from app.services.history import HistoryService
 
@@ -84,7 +84,7 @@ def _ids(runtime: Runtime, user_id: int, given: list[str] | None) -> list[int] |
     """Concept ids from names (``bo`` or ``<bo>``) or ids; an unknown name stops here."""
     if not given:
         return None
-    from app.names import name_key
+    from app.core.names import name_key
     from store.repositories import ConceptRepository
 
     ids = []

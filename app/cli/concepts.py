@@ -13,7 +13,7 @@ from rich.table import Table
 from app.cli.data import _progress, _runtime, _user_id, console, err
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.core.runtime import Runtime
     from app.services.concepts import ConceptService
     from model.concept_sources import SourceConcept
     from model.images import NormalizedImage
@@ -122,8 +122,8 @@ def _import_one(
     concept: SourceConcept,
     read: list[tuple[str, NormalizedImage]],
 ) -> tuple[str, int]:
-    from app.names import InvalidName, name_key, normalize_name
-    from app.schemas import ConceptUpdate
+    from app.api.schemas import ConceptUpdate
+    from app.core.names import InvalidName, name_key, normalize_name
     from app.services.errors import DomainError
     from store.repositories import ConceptRepository
 
@@ -266,7 +266,7 @@ def delete_concept(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone")] = False,
 ) -> None:
     """Delete one of USER's concepts with its photos and vectors."""
-    from app.names import InvalidName, name_key, normalize_name
+    from app.core.names import InvalidName, name_key, normalize_name
     from app.services.concepts import ConceptService
     from app.services.errors import DomainError
     from store.repositories import ConceptRepository

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.core.runtime import Runtime
 
 # Heavy modules (torch, open_clip, the database layer) are imported inside the commands that
 # use them, so `repic --help` and the account commands start at once.
@@ -25,7 +25,7 @@ err = Console(stderr=True)
 
 
 def _runtime() -> Runtime:
-    from app.runtime import build_runtime
+    from app.core.runtime import build_runtime
 
     return build_runtime(Settings())
 
@@ -130,7 +130,7 @@ def caption(
     ] = False,
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
-    from app.schemas import caption_public
+    from app.api.schemas import caption_public
     from app.services.captioning import CaptionRequest, CaptionService
     from app.services.errors import DomainError
     from app.services.retrieval import RetrievalService

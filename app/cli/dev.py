@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 dev_cli = typer.Typer(no_args_is_help=True, help="Developer tools.")
 console = Console()

@@ -14,7 +14,7 @@ import typer
 from app.cli.data import _progress, _runtime, _user_id, err
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.core.runtime import Runtime
 
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
@@ -29,7 +29,7 @@ def worker(
     On PostgreSQL it is a procrastinate worker on the `caption-jobs` queue; on SQLite it polls
     the job tables (REPIC_JOBS__QUEUE chooses otherwise).
     """
-    from app.logs import configure_logging
+    from app.core.logs import configure_logging
     from app.services.job_runner import JobRunner
 
     runtime = _runtime()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 # The runtime (torch, the embedder, the blob store) loads inside the command, so that `repic
 # --help` and the account commands start at once.
@@ -28,8 +28,8 @@ def gc(
 
     Safe while the service runs, on any number of hosts at once.
     """
-    from app.blob_gc import sweep_blobs
-    from app.runtime import build_runtime
+    from app.core.blob_gc import sweep_blobs
+    from app.core.runtime import build_runtime
 
     runtime = build_runtime(Settings())
     try:

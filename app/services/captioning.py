@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.runtime import Runtime
+from app.core.runtime import Runtime
+from app.core.settings import Settings
 from app.services.errors import DomainError, Unavailable, UpstreamRefused, UpstreamTimeout
 from app.services.retrieval import Match, RetrievalService
 from app.services.timings import Timings
-from app.settings import Settings
 from model.grounding import ConceptName, find_mentions
 from model.images import NormalizedImage
 from model.photos import QueryPhoto

@@ -21,9 +21,9 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.names import InvalidName, name_key, normalize_name
-from app.runtime import Runtime
-from app.schemas import ConceptUpdate
+from app.api.schemas import ConceptUpdate
+from app.core.names import InvalidName, name_key, normalize_name
+from app.core.runtime import Runtime
 from app.services.errors import Conflict, InvalidInput, Unavailable, not_found
 from model.images import NormalizedImage
 from model.photos import make_derivatives

@@ -1,8 +1,9 @@
 """What a use case says when it refuses or cannot finish, without HTTP.
 
-Services, the quotas and the upload intake raise these; :mod:`app.problems` is the one place that
-turns them into RFC 9457 problem documents (status, type, title, headers), and the command line
-prints their ``detail``. ``kind`` is the stable code of the problem (the end of its ``type``).
+Services, the quotas and the upload intake raise these; :mod:`app.http.problems` is the one
+place that turns them into RFC 9457 problem documents (status, type, title, headers), and the
+command line prints their ``detail``. ``kind`` is the stable code of the problem (the end of
+its ``type``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from app.runtime import Runtime
+from app.core.runtime import Runtime
 from store.blobs import BlobError
 from store.captions import CaptionRecord, CaptionRepository, load_json
 from store.models import Concept

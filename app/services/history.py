@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.history_schemas import FeedbackCreate, TaughtPublic
-from app.runtime import Runtime
+from app.api.history_schemas import FeedbackCreate, TaughtPublic
+from app.core.runtime import Runtime
+from app.http.uploads import normalize_uploads
 from app.services.captioning import CaptionRequest, CaptionResult, _mentioned
 from app.services.concepts import ConceptService, StoredImage, check_quota, storage_problem
 from app.services.errors import InvalidInput, not_found
-from app.uploads import normalize_uploads
 from model.images import NormalizedImage, encode_rgb
 from store.blobs import BlobError
 from store.captions import CaptionRecord, CaptionRepository, dump_json, load_json

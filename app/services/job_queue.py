@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 if TYPE_CHECKING:
     import procrastinate

@@ -16,15 +16,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from app.problems import problem_json
-from app.runtime import Runtime
-from app.schemas import caption_public
+from app.api.schemas import caption_public
+from app.core.runtime import Runtime
+from app.http.problems import problem_json
+from app.http.uploads import decode_query
 from app.services.captioning import CaptionRequest, CaptionResult, CaptionService
 from app.services.errors import DomainError, Failed, Unavailable
 from app.services.jobs import JobOptions, job_blobs
 from app.services.retrieval import RetrievalService
 from app.services.timings import Timings
-from app.uploads import decode_query
 from model.photos import QueryPhoto
 from store.blobs import BlobError
 from store.db import transaction

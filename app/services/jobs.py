@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from app.problems import problem_json
-from app.runtime import Runtime
+from app.core.runtime import Runtime
+from app.http.problems import problem_json
+from app.http.uploads import decode_query
 from app.services.captioning import CaptionRequest
 from app.services.errors import (
     DomainError,
@@ -28,7 +29,6 @@ from app.services.errors import (
     TooMany,
     UnsupportedMedia,
 )
-from app.uploads import decode_query
 from model.prompt import PromptStyle
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import transaction

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.runtime import Runtime
+from app.core.runtime import Runtime
 from app.services.errors import NotFound, Unavailable
 from app.services.timings import Timings
 from model.photos import QueryPhoto

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from app.metrics import Metrics, Stage
+from app.core.metrics import Metrics, Stage
 
 
 @dataclass

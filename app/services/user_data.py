@@ -18,7 +18,7 @@ from store.gc import record_unreferenced
 from store.repositories import ConceptRepository, UserRepository
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

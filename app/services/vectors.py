@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.metrics import Metrics
+from app.core.metrics import Metrics
+from app.core.settings import EmbedderSettings, IndexSettings
 from app.services.errors import DomainError, Unavailable
 from app.services.timings import Timings
-from app.settings import EmbedderSettings, IndexSettings
 from model.embedder import ClipEmbedder, EmbedderUnavailable
 from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
 from store.repositories import ConceptRepository, UserRepository, decode_embedding

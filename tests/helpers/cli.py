@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.settings import Settings
+from app.core.settings import Settings
 
 runner = CliRunner()
 

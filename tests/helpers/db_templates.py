@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.migrate import upgrade
+from app.core.migrate import upgrade
 
 
 class MigratedTemplates:

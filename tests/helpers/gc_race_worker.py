@@ -10,10 +10,10 @@ import random
 import time
 from threading import Barrier
 
-from app.blob_gc import sweep_blobs
-from app.runtime import build_runtime
+from app.core.blob_gc import sweep_blobs
+from app.core.runtime import build_runtime
+from app.core.settings import Settings
 from app.services.concepts import ConceptService
-from app.settings import Settings
 from model.images import normalize_image
 from tests.helpers import images
 

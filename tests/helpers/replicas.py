@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.migrate import upgrade
+from app.core.migrate import upgrade
 from app.services.users import UserService
 from model.tiny.clip import TinyClip
 from store.db import make_engine, make_session_factory

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
 
-from app.problems import install_problem_handlers
-from app.ui import install_ui
+from app.http.problems import install_problem_handlers
+from app.http.ui import install_ui
 from tests.web.conftest import ROOT, SHOTS, Live
 
 pytestmark = pytest.mark.browser

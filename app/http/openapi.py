@@ -19,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
-from app.problems import PROBLEM_MEDIA_TYPE, Problem, status_title
+from app.http.problems import PROBLEM_MEDIA_TYPE, Problem, status_title
 
 JSON = dict[str, Any]
 

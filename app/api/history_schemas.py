@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.schemas import ID_MAX, ConceptRef, ConceptUsed, PlainText
+from app.api.schemas import ID_MAX, ConceptRef, ConceptUsed, PlainText
 from store.captions import CaptionRecord, load_json
 
 ConceptIdList = Annotated[list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None, Field(max_length=32)]

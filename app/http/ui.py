@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.problems import ProblemError
+from app.http.problems import ProblemError
 
-UI_DIR = Path(__file__).parent / "ui_dist"
+UI_DIR = Path(__file__).parent.parent / "ui_dist"
 ASSETS_PATH = "/ui"
 # Photos are shown from blob: URLs (fetched with the API key); the boxes are inline SVG.
 CSP = (

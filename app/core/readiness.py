@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.runtime import Runtime
-from app.schemas import ComponentReadiness
+from app.api.schemas import ComponentReadiness
+from app.core.runtime import Runtime
 from model.lifecycle import ManagedModel, ModelUnavailable
 
 log = logging.getLogger(__name__)

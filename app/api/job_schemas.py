@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.problems import Problem
-from app.schemas import CaptionPublic
+from app.api.schemas import CaptionPublic
+from app.http.problems import Problem
 
 
 class CaptionJobProgress(BaseModel):

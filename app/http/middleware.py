@@ -7,8 +7,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import request_id_var
-from app.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from app.core.logs import request_id_var
+from app.http.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import route_template
+from app.core.logs import route_template
 from model.vlm.base import VLMBadRequest, VLMError, VLMTimeout, VLMUnavailable
 
 Stage = Literal["decode", "embed", "search", "prompt", "vlm"]

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from app.problems import ProblemError
-from app.runtime import Runtime
+from app.core.runtime import Runtime
+from app.http.problems import ProblemError
 from app.services.captioning import CaptionService
 from app.services.concepts import ConceptService
 from app.services.jobs import JobService

@@ -1,7 +1,7 @@
 """The error the HTTP layer (routes, auth, guards) raises to answer with a problem document.
 
-Services raise the domain errors of :mod:`app.services.errors` instead; ``app.problems`` renders
-both as RFC 9457 ``application/problem+json``.
+Services raise the domain errors of :mod:`app.services.errors` instead;
+``app.http.problems`` renders both as RFC 9457 ``application/problem+json``.
 """
 
 from __future__ import annotations

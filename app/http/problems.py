@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 # Defined without FastAPI; re-exported for the API.
-from app.errors import ProblemError as ProblemError
+from app.http.errors import ProblemError as ProblemError
 from app.services.errors import (
     Conflict,
     DomainError,

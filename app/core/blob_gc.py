@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from app.runtime import Runtime
+from app.core.runtime import Runtime
 from store.gc import SweepReport, sweep
 
 log = logging.getLogger(__name__)

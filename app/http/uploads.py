@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import Request, UploadFile
 
-from app.problems import ProblemError
+from app.http.problems import ProblemError
 from app.services.errors import DomainError, InvalidInput, TooLarge, UnsupportedMedia
 from model.images import (
     ImageError,

@@ -14,12 +14,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.metrics import Metrics
-from app.quotas import CaptionSlots, FairGate, RateLimiter
-from app.schemas import ComponentReadiness
+from app.api.schemas import ComponentReadiness
+from app.core.metrics import Metrics
+from app.core.quotas import CaptionSlots, FairGate, RateLimiter
+from app.core.settings import Settings, StorageSettings, VLMSettings
 from app.services.job_queue import JobQueue, build_job_queue
 from app.services.vectors import VectorStore
-from app.settings import Settings, StorageSettings, VLMSettings
 from model.lifecycle import ManagedModel
 from model.regions import Owlv2Proposer
 from model.vlm.base import VLMBackend

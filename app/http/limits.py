@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from app.http.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
 
 
 class _BodyTooLarge(Exception):
