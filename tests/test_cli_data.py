@@ -146,3 +146,6 @@ def test_dev_tiny_models_prints_usable_settings(tmp_path: Path) -> None:
 def test_readme_configuration_table_is_current() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert settings_table() in readme, "README is stale: paste `repic dev settings-table` into it"
+    # Exactly once, and no stray setting rows elsewhere (a half-pasted older table).
+    rows = [line for line in readme.splitlines() if line.startswith("| `REPIC_")]
+    assert len(rows) == len(settings_table().strip().splitlines()) - 2
