@@ -223,6 +223,8 @@ async def caption(
     )
     history = HistoryService(runtime)
     keeping = user.keep_captions if keep is None else keep
+    if keeping:  # over quota: say so before the model spends seconds on a caption
+        await runtime.run(history.check_room, user.id, query.vlm)
 
     async def finish(result: CaptionResult) -> CaptionPublic:
         body = caption_public(result)

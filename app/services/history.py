@@ -49,6 +49,13 @@ class HistoryService:
 
     # -- keeping -----------------------------------------------------------------------------
 
+    def check_room(self, user_id: int, photo: NormalizedImage) -> None:
+        """409 ``quota-exceeded`` before the model runs when keeping would go over a quota
+        (:meth:`keep` checks again in its own transaction)."""
+        with self.rt.sessions() as session:
+            usage = ConceptRepository(session).usage(user_id)
+        check_quota(self.rt, usage, [photo], new_concept=False)
+
     def keep(
         self, user_id: int, photo: NormalizedImage, req: CaptionRequest, result: CaptionResult
     ) -> int:
