@@ -139,7 +139,7 @@ class ProcrastinateJobQueue:
                 stopped.cancel()
                 # Cancelling procrastinate's worker stops it gracefully: the tasks it runs see
                 # the runner stopping, hand their photos back and are retried later.
-                worker.cancel()
+                await _cancel_until_done(worker)
                 results = await asyncio.gather(worker, rescuer, return_exceptions=True)
             if not runner.stopping and isinstance(results[0], BaseException):
                 raise results[0]
@@ -160,6 +160,16 @@ class ProcrastinateJobQueue:
             except Exception:
                 log.exception("worker %s cannot look for stalled caption jobs", name)
             await asyncio.sleep(self.cfg.lease_s / 3)
+
+
+async def _cancel_until_done(task: asyncio.Task[Any], every_s: float = 1.0) -> None:
+    """Cancel ``task`` and wait for it, cancelling again while it runs on: a cancellation
+    that lands while procrastinate's worker is still starting can be absorbed by its start-up,
+    and an app stopped right after it started (a short test, a failed start) would then wait
+    for that worker forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
 
 
 async def _retry(manager: Any, job: Any) -> None:
