@@ -1,9 +1,9 @@
 """An app stopped right after it started stops its procrastinate worker.
 
-A cancellation that reached procrastinate's worker while it was still starting could be absorbed
-by its start-up; the app's shutdown then waited for that worker forever (seen as a hung suite).
-Without the repeated cancellation one in fifteen quick start-stops hung in one measurement
-and none of thirty in another: a race, so the test repeats it sixty times.
+A cancellation that reached procrastinate's worker while it started, or the stalled-job rescuer
+inside one of its queries, could be absorbed there; the app's shutdown then waited forever (seen
+as a hung suite). Without the repeated cancellation, 1 to 2 of these 60 start-stops hung in each
+of three runs; the race needs the repetitions.
 """
 
 from __future__ import annotations

@@ -135,11 +135,11 @@ class ProcrastinateJobQueue:
             try:
                 await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                rescuer.cancel()
                 stopped.cancel()
                 # Cancelling procrastinate's worker stops it gracefully: the tasks it runs see
                 # the runner stopping, hand their photos back and are retried later.
                 await _cancel_until_done(worker)
+                await _cancel_until_done(rescuer)
                 results = await asyncio.gather(worker, rescuer, return_exceptions=True)
             if not runner.stopping and isinstance(results[0], BaseException):
                 raise results[0]
@@ -163,10 +163,10 @@ class ProcrastinateJobQueue:
 
 
 async def _cancel_until_done(task: asyncio.Task[Any], every_s: float = 1.0) -> None:
-    """Cancel ``task`` and wait for it, cancelling again while it runs on: a cancellation
-    that lands while procrastinate's worker is still starting can be absorbed by its start-up,
-    and an app stopped right after it started (a short test, a failed start) would then wait
-    for that worker forever."""
+    """Cancel ``task`` and wait for it, cancelling again while it runs on: a cancellation that
+    lands inside procrastinate or the connection pool (the worker starting, a query of the
+    stalled-job rescuer) can be absorbed there, and the app's shutdown then waited for the task
+    forever."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=every_s)
