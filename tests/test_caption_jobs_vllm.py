@@ -107,11 +107,29 @@ def _metric(vllm: VLLMServer, name: str) -> float:
     return sum(float(v) for v in re.findall(pattern, metrics, re.M))
 
 
+def _settled(vllm: VLLMServer, name: str, timeout_s: float = 30.0) -> float:
+    """``name`` once nothing runs or waits in vLLM and the value held still for a second."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        busy = _metric(vllm, "vllm:num_requests_running") + _metric(
+            vllm, "vllm:num_requests_waiting"
+        )
+        value = _metric(vllm, name)
+        if busy == 0 and value == last:
+            return value
+        assert time.monotonic() < deadline, f"vLLM never settled: {busy} busy, {name}={value}"
+        last = value if busy == 0 else None
+        time.sleep(1.0)
+
+
 def test_disconnect_aborts_the_vllm_request(
     client: httpx.Client,
     vllm_server: VLLMServer,
 ) -> None:
-    finished = _metric(vllm_server, "vllm:request_success_total")
+    # The baseline is taken once vLLM is idle and its counters have settled: the previous test's
+    # last request can be counted a moment after its client already had the whole answer.
+    finished = _settled(vllm_server, "vllm:request_success_total")
     prompts = _metric(vllm_server, "vllm:prompt_tokens_total")
     photo = {"image": ("q.jpg", images.pattern(2), "image/jpeg")}
     with client.stream(
