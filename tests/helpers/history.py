@@ -6,15 +6,13 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import api
 from tests.helpers.api import UserClient
 
 
 async def caption(user: UserClient, blob: bytes, **form: str) -> httpx.Response:
-    """`POST /caption` of ``blob`` with the lowest score floor and top-1 retrieval."""
-    data = {"min_score": "-1", "top_k": "1", **form}
-    return await user.client.post(
-        "/caption", files={"image": ("q.jpg", blob, "image/jpeg")}, data=data
-    )
+    """`POST /caption` of ``blob`` with top-1 retrieval unless ``form`` says otherwise."""
+    return await api.caption(user, blob, **{"top_k": "1", **form})
 
 
 async def kept(user: UserClient, blob: bytes) -> dict[str, Any]:
