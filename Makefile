@@ -10,7 +10,7 @@ PORT ?= 8000
 
 export HF_HUB_OFFLINE ?= 0
 
-.PHONY: serve demo test lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools \
+.PHONY: serve demo test test-deps lint typecheck pytest postgres vllm-env venv clean openapi clients sdk-tools \
 	web screenshots fuzz test-fast
 
 $(STAMP): pyproject.toml
@@ -60,8 +60,8 @@ UI := app/ui_dist/index.html
 WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/tsconfig.json \
 	$(wildcard clients/typescript/src/*.ts clients/typescript/src/*/*.ts)
 
-$(WEB_STAMP): web/package-lock.json
-	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+# Order-only on the SDK's node_modules: one apt-get at a time when npm is missing.
+$(WEB_STAMP): web/package-lock.json | $(NODE_STAMP)
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
@@ -124,7 +124,14 @@ FAST_TIERS := not vllm and not slow and not browser and not fuzz and not live an
 test-fast: $(STAMP) postgres
 	$(PYTEST) -m "$(FAST_TIERS)"
 
-test: lint typecheck pytest
+# The installs (service venv, vLLM venv, SDK tools, web UI) and the linters run side by side;
+# pytest starts once all of them are done. PostgreSQL first: its apt-get and npm's must not overlap.
+TEST_JOBS ?= 4
+test: postgres
+	$(MAKE) --no-print-directory -j $(TEST_JOBS) --output-sync=target lint typecheck test-deps
+	$(MAKE) --no-print-directory pytest
+
+test-deps: $(STAMP) vllm-env sdk-tools $(UI)
 
 # The large fuzzing run (>= 20,000 cases, about 15-20 minutes on 2 cores); figures in RELIABILITY.md.
 fuzz: $(STAMP)

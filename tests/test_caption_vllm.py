@@ -6,14 +6,19 @@ SQLite only: the database paths are covered elsewhere, and every vLLM start cost
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 
+from model.prompt import build_repic_messages
+from model.vlm.base import VLMUnavailable
+from model.vlm.openai_backend import OpenAIBackend
 from tests.helpers import images
 from tests.helpers.api import UserClient, assert_problem, caption, create
+from tests.helpers.qwen import demos, solid_image
 from tests.helpers.vllm import VLLMServer, start_vllm_server
 
 pytestmark = pytest.mark.vllm
@@ -67,6 +72,9 @@ async def test_caption_with_two_retrieved_concepts(
 
 
 class TestWhenTheServerStops:
+    """One server of this class's own (every vLLM start costs about a minute), stopped while a
+    long request is in flight: the backend reports it unavailable, and so does the service."""
+
     @pytest.fixture
     def vlm_server(self, tiny_qwen_dir: Path, tmp_path: Path) -> Iterator[VLLMServer]:
         """A server of this test's own, so stopping it leaves the session's running."""
@@ -76,7 +84,8 @@ class TestWhenTheServerStops:
         finally:
             server.stop()
 
-    async def test_caption_is_503_and_stores_nothing(
+    @pytest.mark.slow
+    async def test_in_flight_and_later_requests_are_unavailable_and_store_nothing(
         self, app: FastAPI, alice: UserClient, vlm_server: VLLMServer
     ) -> None:
         await create(alice, "bo", images.pattern(1))
@@ -84,7 +93,35 @@ class TestWhenTheServerStops:
         blob_dir = app.state.runtime.settings.blob_dir
         blobs_before = sorted(blob_dir.rglob("*"))
 
-        vlm_server.stop()
+        backend = OpenAIBackend(
+            vlm_server.model_name,
+            base_url=vlm_server.base_url,
+            api_key=vlm_server.api_key,
+            timeout_s=120.0,
+            connect_retries=1,
+        )
+        prompt = build_repic_messages(demos(1), solid_image(640, 480, (30, 90, 150)))
+        try:
+            in_flight = asyncio.create_task(
+                backend.generate(prompt, max_tokens=2000, cache_salt="u")
+            )
+            # 2000 new tokens take the CPU server well over ten seconds; /metrics is no help
+            # here, as its gauges refresh only every few seconds.
+            await asyncio.sleep(2)
+            assert not in_flight.done(), "the long request ended before the server was stopped"
+            await asyncio.to_thread(vlm_server.stop)
+
+            # Stopping races with the engine: vLLM ends the request with finish_reason "abort",
+            # or answers 500 (engine dead), or leaves it hanging until stop() kills the HTTP
+            # server (a reset connection). The caller must see "unavailable" in each case.
+            with pytest.raises(VLMUnavailable):
+                await in_flight
+            with pytest.raises(VLMUnavailable, match="Cannot reach the vLLM server"):
+                await backend.generate(prompt, max_tokens=4, cache_salt="u")
+            assert not (await backend.areadiness()).ready
+        finally:
+            await backend.aclose()
+
         resp = await caption(alice, images.pattern(1))
 
         body = assert_problem(resp, 503, "vlm-unavailable")

@@ -1,14 +1,14 @@
 """Serving a LoRA adapter on top of its base model, as the paper's numbers were measured.
 
 A tiny random adapter for the tiny Qwen2.5-VL (both matrices random, so it changes the output)
-is served in-process through PEFT and by a real vLLM CPU server started with ``--enable-lora``,
-where the API names the adapter as its model. Random weights write random text: the tests
-check that the adapter is applied (the output differs from the base model's), not quality.
+is served in-process through PEFT and by the session's real vLLM CPU server, started with
+``--enable-lora``, where the API names the adapter as its model. Random weights write random
+text: the tests check that the adapter is applied (the output differs from the base model's),
+not quality.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,23 +17,14 @@ from pydantic import ValidationError
 
 from app.core.settings import VLMSettings
 from model.prompt import build_repic_messages
-from model.tiny.lora import build_tiny_lora_adapter
 from model.vlm.base import VLMUnavailable
 from model.vlm.openai_backend import OpenAIBackend
 from model.vlm.transformers_backend import TransformersBackend
-from tests.helpers.qwen import demos, solid_image, tiny_qwen_dir
-from tests.helpers.vllm import VLLMServer, start_vllm_server
-
-__all__ = ["tiny_qwen_dir"]  # a fixture, imported for pytest
+from tests.helpers.qwen import demos, solid_image
+from tests.helpers.vllm import LORA_ADAPTER_NAME, VLLMServer
 
 PROMPT = build_repic_messages(demos(2), solid_image(112, 84, (10, 20, 200)))
-ADAPTER_NAME = "tiny-lora"
 MAX_TOKENS = 12
-
-
-@pytest.fixture(scope="module")
-def tiny_lora_dir(tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_lora_adapter(tiny_qwen_dir, tmp_path_factory.mktemp("lora") / "adapter")
 
 
 async def caption_with(backend: TransformersBackend | OpenAIBackend) -> str:
@@ -83,42 +74,24 @@ def test_adapter_setting_refused_with_the_vllm_backend() -> None:
 # --- vLLM with --enable-lora --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lora_server(
-    tiny_qwen_dir: Path, tiny_lora_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[VLLMServer]:
-    lora_flags = [
-        "--enable-lora",
-        "--lora-modules",
-        f"{ADAPTER_NAME}={tiny_lora_dir}",
-        "--max-lora-rank",
-        "8",
-        "--max-loras",
-        "1",
-    ]
-    server = start_vllm_server(tiny_qwen_dir, tmp_path_factory.mktemp("vllm-lora"), lora_flags)
-    yield server
-    server.stop()
-
-
 def backend_for(server: VLLMServer, model: str) -> OpenAIBackend:
     return OpenAIBackend(model, base_url=server.base_url, api_key=server.api_key)
 
 
 @pytest.mark.vllm
-def test_vllm_lists_the_adapter_beside_the_base_model(lora_server: VLLMServer) -> None:
+def test_vllm_lists_the_adapter_beside_the_base_model(vllm_server: VLLMServer) -> None:
     response = httpx.get(
-        f"{lora_server.base_url}/models",
-        headers={"Authorization": f"Bearer {lora_server.api_key}"},
+        f"{vllm_server.base_url}/models",
+        headers={"Authorization": f"Bearer {vllm_server.api_key}"},
     )
     models = {m["id"]: m for m in response.json()["data"]}
-    assert set(models) == {lora_server.model_name, ADAPTER_NAME}
-    assert models[ADAPTER_NAME]["parent"] == lora_server.model_name
+    assert set(models) == {vllm_server.model_name, LORA_ADAPTER_NAME}
+    assert models[LORA_ADAPTER_NAME]["parent"] == vllm_server.model_name
 
 
 @pytest.mark.vllm
-async def test_vllm_serves_the_adapter_when_the_api_names_it(lora_server: VLLMServer) -> None:
-    base = await caption_with(backend_for(lora_server, lora_server.model_name))
-    adapted = await caption_with(backend_for(lora_server, ADAPTER_NAME))
+async def test_vllm_serves_the_adapter_when_the_api_names_it(vllm_server: VLLMServer) -> None:
+    base = await caption_with(backend_for(vllm_server, vllm_server.model_name))
+    adapted = await caption_with(backend_for(vllm_server, LORA_ADAPTER_NAME))
     assert adapted != base
-    assert await caption_with(backend_for(lora_server, ADAPTER_NAME)) == adapted
+    assert await caption_with(backend_for(vllm_server, LORA_ADAPTER_NAME)) == adapted

@@ -19,12 +19,8 @@ from model.vlm.messages import (
 from tests.helpers.qwen import (
     demos,
     solid_image,
-    tiny_qwen_dir,
-    tiny_qwen_processor,
     with_pixel_budget,
 )
-
-__all__ = ["tiny_qwen_dir", "tiny_qwen_processor"]  # fixtures used below
 
 QUERY = solid_image(112, 112, (10, 20, 200))
 

@@ -13,7 +13,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from model.prompt import SYSTEM_PROMPT
-from tests.helpers.qwen import tiny_qwen_dir, tiny_qwen_processor
 from tests.helpers.training import make_concept_database
 from training.cli import train_app
 from training.concepts import (
@@ -42,8 +41,6 @@ from training.prompts import (
     reference_turn,
 )
 from training.rewards import score_vlt
-
-__all__ = ["tiny_qwen_dir", "tiny_qwen_processor"]  # fixtures used below
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from model.vlm.transformers_backend import TransformersBackend
 from tests.helpers import images
-from tests.helpers.qwen import demos, solid_image, tiny_qwen_dir
+from tests.helpers.qwen import demos, solid_image
 from tests.helpers.training import make_concept_database
 from training.concepts import load_concepts
 from training.config import RunConfig
@@ -40,8 +40,6 @@ from training.prompts import (
     VLT_SUFFIX,
 )
 from training.rewards import reward_functions
-
-__all__ = ["tiny_qwen_dir"]  # a fixture, imported for pytest
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,14 +15,12 @@ from model.prompt import Demo, RepicPrompt, build_repic_messages
 from model.vlm.base import VLMBadRequest, VLMUnavailable
 from model.vlm.messages import count_prompt_tokens
 from model.vlm.openai_backend import OpenAIBackend, to_openai_messages
-from tests.helpers.qwen import (  # noqa: F401 - fixtures
+from tests.helpers.qwen import (
     demos,
     solid_image,
-    tiny_qwen_dir,
-    tiny_qwen_processor,
     with_pixel_budget,
 )
-from tests.helpers.vllm import VLLMServer, start_vllm_server
+from tests.helpers.vllm import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
@@ -102,7 +99,7 @@ async def test_four_demos_and_a_query_are_captioned(backend: OpenAIBackend) -> N
 async def test_prompt_tokens_match_the_hf_processor_with_the_same_pixel_budget(
     backend: OpenAIBackend,
     vllm_server: VLLMServer,
-    tiny_qwen_processor: Any,  # noqa: F811
+    tiny_qwen_processor: Any,
 ) -> None:
     prompt = _query_prompt(4)
     generation = await backend.generate(prompt, max_tokens=2, cache_salt="user-1")
@@ -213,31 +210,5 @@ async def test_concurrent_requests_all_complete(vllm_server: VLLMServer) -> None
     assert all(g.completion_tokens and g.model == vllm_server.model_name for g in generations)
 
 
-@pytest.mark.slow
-async def test_a_server_stopped_mid_request_is_unavailable(
-    tiny_qwen_dir: Path,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    server = start_vllm_server(tiny_qwen_dir, tmp_path)
-    backend = _backend(server, connect_retries=1)
-    try:
-        in_flight = asyncio.create_task(
-            backend.generate(_query_prompt(1), max_tokens=2000, cache_salt="u")
-        )
-        # 2000 new tokens take the CPU server well over ten seconds; /metrics is no help here,
-        # as its gauges refresh only every few seconds.
-        await asyncio.sleep(2)
-        assert not in_flight.done(), "the long request ended before the server was stopped"
-        await asyncio.to_thread(server.stop)
-
-        # Stopping races with the engine: vLLM ends the request with finish_reason "abort", or
-        # answers 500 (engine dead), or leaves it hanging until stop() kills the HTTP server
-        # (a reset connection). The caller must see "unavailable" in each case.
-        with pytest.raises(VLMUnavailable):
-            await in_flight
-        with pytest.raises(VLMUnavailable, match="Cannot reach the vLLM server"):
-            await backend.generate(_query_prompt(1), max_tokens=4, cache_salt="u")
-        assert not (await backend.areadiness()).ready
-    finally:
-        await backend.aclose()
-        server.stop()
+# A server stopped mid-request: tests/test_caption_vllm.py::TestWhenTheServerStops (one own
+# server for the backend's and the service's view of it).

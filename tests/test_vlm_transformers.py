@@ -23,12 +23,8 @@ from model.vlm.transformers_backend import TransformersBackend
 from tests.helpers.qwen import (
     demos,
     solid_image,
-    tiny_qwen_dir,
-    tiny_qwen_processor,
     with_pixel_budget,
 )
-
-__all__ = ["tiny_qwen_dir", "tiny_qwen_processor"]  # fixtures used below
 
 PROMPT = build_repic_messages(demos(2), solid_image(112, 84, (10, 20, 200)))
 

