@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import admin, captions, concepts, health, history, jobs
+from app.core import wiring
 from app.core.blob_gc import periodic_sweep
 from app.core.logs import RequestIdMiddleware, configure_logging
 from app.core.metrics import Metrics, MetricsMiddleware
@@ -24,7 +25,6 @@ from app.http.middleware import SecurityHeadersMiddleware, UnhandledErrorMiddlew
 from app.http.openapi import install_openapi, operation_id
 from app.http.problems import install_problem_handlers
 from app.http.ui import install_ui
-from app.services.job_runner import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         jobs_task = None
         if settings.jobs.run_in_api:
-            app.state.job_runner = JobRunner(runtime, name="api")
+            app.state.job_runner = wiring.job_runner(runtime, name="api")
             jobs_task = asyncio.create_task(runtime.job_queue.run_worker(app.state.job_runner))
         try:
             yield

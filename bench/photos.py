@@ -88,7 +88,7 @@ async def measure(tmp: Path, reps: int, query_reps: int) -> tuple[str, str]:
 
 async def _queries(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
     settings = runtime.settings  # type: ignore[attr-defined]
-    embedder = runtime.vectors.embedder  # type: ignore[attr-defined]
+    embedder = runtime.embedder  # type: ignore[attr-defined]
     rows = []
     for label, size in SIZES.items():
         data = photo(30, size)
@@ -146,10 +146,10 @@ async def _queries(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
 
 async def _ingest(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
     settings = runtime.settings  # type: ignore[attr-defined]
-    vectors = runtime.vectors  # type: ignore[attr-defined]
+    embedder = runtime.embedder  # type: ignore[attr-defined]
     blobs = runtime.blobs  # type: ignore[attr-defined]
     photos = [photo(100 + i, SIZES["3 MP"]) for i in range(reps + 1)]
-    vectors.embed([normalize_image(photos[0], max_pixels=10**8, max_side=256).to_pil()])
+    embedder.embed([normalize_image(photos[0], max_pixels=10**8, max_side=256).to_pil()])
     floors = []
     for data in photos[1:]:
         start = time.perf_counter()
@@ -159,7 +159,7 @@ async def _ingest(c: httpx.AsyncClient, runtime: object, reps: int) -> str:
             max_side=settings.upload.store_max_side,
             keep_pixels=True,
         )
-        vectors.embed([img.to_pil()])
+        embedder.embed([img.to_pil()])
         blobs.put(img.data)
         floors.append((time.perf_counter() - start) * 1e3)
     posts = []

@@ -18,9 +18,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from app.core import wiring
 from app.core.runtime import build_runtime
 from app.core.settings import Settings
-from app.services.concepts import ConceptService
 from app.services.users import UserService
 from model.tiny.clip import TinyClip
 from store.blobs import LocalBlobStore
@@ -72,7 +72,7 @@ def test_upload_and_delete_of_the_same_photo_in_two_processes_never_lose_it(
     print(f"\n{RACE_ROUNDS} rounds; a sweep deleted the photo before the upload's commit {swept}x")
 
     runtime = build_runtime(settings)
-    service = ConceptService(runtime)
+    service = wiring.concepts(runtime)
     try:
         for round_no, concept_id in enumerate(created):
             concept = service.get(alice, concept_id)

@@ -56,8 +56,9 @@ def test_caption_album_writes_jsonl_and_csv(cli_env: Settings, tmp_path: Path) -
 
 
 def test_caption_album_resumes_its_job(cli_env: Settings, tmp_path: Path) -> None:
+    from app.core import wiring
     from app.core.runtime import build_runtime
-    from app.services.jobs import JobOptions, JobService
+    from app.services.jobs import JobOptions
     from store.repositories import UserRepository
 
     folder = _album(tmp_path, 2)
@@ -67,7 +68,7 @@ def test_caption_album_resumes_its_job(cli_env: Settings, tmp_path: Path) -> Non
     with runtime.sessions() as session:
         user = UserRepository(session).by_name("alice")
         assert user is not None
-    job = JobService(runtime).submit(user.id, [("only.jpg", images.pattern(9))], JobOptions())
+    job = wiring.jobs(runtime).submit(user.id, [("only.jpg", images.pattern(9))], JobOptions())
     runtime.engine.dispose()
     (tmp_path / "out.jsonl.job").write_text(job.job.id + "\n")
 

@@ -116,7 +116,7 @@ def test_derivatives_command_fills_rows_stored_before_them(
 
     runtime = build_runtime(cli_env)
     try:
-        from app.services.concepts import ConceptService
+        from app.core import wiring
         from model.images import normalize_image
 
         with runtime.sessions() as session:
@@ -126,7 +126,7 @@ def test_derivatives_command_fills_rows_stored_before_them(
             assert user is not None
             user_id = user.id
         photo = normalize_image(images.pattern(3, size=BIG), max_pixels=10**8, max_side=2048)
-        ConceptService(runtime).create(user_id, name="bo", info="", category=None, images=[photo])
+        wiring.concepts(runtime).create(user_id, name="bo", info="", category=None, images=[photo])
         with runtime.sessions() as session:
             made = session.scalars(select(ConceptImage)).one()
             expected = (made.prompt_width, made.prompt_height, made.prompt_max_pixels)

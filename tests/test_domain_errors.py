@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from app.http.deps import concept_service
 from app.http.problems import TYPE_PREFIX, as_problem, problem_json
 from app.services import errors
-from app.services.concepts import ConceptService
 from tests.helpers.api import UserClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +98,13 @@ def test_model_carries_no_http_status() -> None:
 async def test_a_service_is_a_dependency_a_test_can_replace(
     app: FastAPI, alice: UserClient
 ) -> None:
-    class DiskFull(ConceptService):
+    class DiskFull:
+        """Stands in for :class:`ConceptService` on `GET /concepts`."""
+
         def page(self, *_: object, **__: object) -> tuple[list[object], int]:
             raise errors.Unavailable("storage-full", "The disk is full.", retry_after_s=300)
 
-    app.dependency_overrides[concept_service] = lambda: DiskFull(app.state.runtime)
+    app.dependency_overrides[concept_service] = DiskFull
     try:
         resp = await alice.client.get("/concepts")
     finally:

@@ -107,7 +107,7 @@ async def test_embedder_failure_stores_nothing(
     def broken(*_: object, **__: object) -> None:
         raise EmbedderUnavailable("weights missing: set REPIC_EMBEDDER__PRETRAINED")
 
-    monkeypatch.setattr(app.state.runtime.vectors.embedder, "embed", broken)
+    monkeypatch.setattr(app.state.runtime.embedder, "embed", broken)
     body = assert_problem(await create(alice, "bo"), 503, "embedder-unavailable")
     assert "REPIC_EMBEDDER__PRETRAINED" in str(body["detail"])
     monkeypatch.undo()

@@ -24,15 +24,16 @@ from app.core.runtime import Runtime
 from app.http.deps import (
     CaptionServiceDep,
     CurrentUser,
+    HistoryServiceDep,
     RetrievalServiceDep,
     RuntimeDep,
     StreamingCaptionServiceDep,
 )
 from app.http.problems import problem_json, problem_responses
-from app.http.uploads import decode_query, read_upload, single_valued
+from app.http.uploads import read_upload, single_valued
 from app.services.captioning import CaptionRequest, CaptionResult
 from app.services.errors import DomainError
-from app.services.history import HistoryService
+from app.services.intake import decode_query
 from app.services.retrieval import RetrievalService
 from app.services.streaming import CaptionEvent
 from app.services.timings import Timings
@@ -174,6 +175,7 @@ async def caption(
     retrieval: RetrievalServiceDep,
     captions: CaptionServiceDep,
     streaming: StreamingCaptionServiceDep,
+    history: HistoryServiceDep,
     image: QueryImage,
     top_k: TopK = None,
     min_score: MinScore = None,
@@ -213,7 +215,8 @@ async def caption(
     timings = Timings(runtime.metrics)
     query = await _query(runtime, retrieval, image, timings)
     request = CaptionRequest.from_settings(
-        runtime.settings,
+        runtime.settings.retrieval,
+        runtime.settings.vlm,
         top_k=top_k,
         min_score=min_score,
         concept_ids=concept_ids,
@@ -221,7 +224,6 @@ async def caption(
         max_tokens=max_tokens,
         style=prompt_style,
     )
-    history = HistoryService(runtime)
     keeping = user.keep_captions if keep is None else keep
     if keeping:  # over quota: say so before the model spends seconds on a caption
         await runtime.run(history.check_room, user.id, query.vlm)

@@ -29,8 +29,9 @@ from app.api.schemas import (
 from app.core.runtime import Runtime
 from app.http.deps import ConceptServiceDep, CurrentUser, RuntimeDep
 from app.http.problems import ProblemError, problem_responses
-from app.http.uploads import normalize_uploads, read_upload, single_valued
+from app.http.uploads import read_upload, single_valued
 from app.services.concepts import StoredImage
+from app.services.intake import normalize_uploads
 from model.images import NormalizedImage
 
 router = APIRouter(prefix="/concepts", tags=["concepts"])

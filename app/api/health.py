@@ -13,11 +13,10 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from app.api.schemas import ComponentReadiness, Health, Readiness
+from app.core.readiness import index_readiness
 from app.core.runtime import Runtime
 from app.http.deps import RuntimeDep, bearer
 from app.http.problems import ProblemError, problem_responses
-from model.embedder import EmbedderUnavailable
-from store.repositories import ConceptRepository
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -42,7 +41,7 @@ async def readyz(runtime: RuntimeDep, credentials: Credentials) -> JSONResponse:
     for name, check in runtime.readiness_checks.items():
         components[name] = await check()
     if components["database"].ready and components.get("embedder", _READY).ready:
-        components["index"] = await runtime.run(_index_ready, runtime)
+        components["index"] = await runtime.run(index_readiness, runtime)
     body = Readiness(ready=all(c.ready for c in components.values()), components=components)
     if not _bearer_is(credentials, runtime.settings.admin_token):
         body = Readiness(
@@ -99,25 +98,6 @@ def _disk_ready(runtime: Runtime) -> ComponentReadiness:
     if free < reserve:
         return ComponentReadiness(ready=False, detail=f"low disk space: {detail}")
     return ComponentReadiness(ready=True, detail=detail)
-
-
-def _index_ready(runtime: Runtime) -> ComponentReadiness:
-    try:
-        embedder_id = runtime.vectors.embedder.model_id
-    except EmbedderUnavailable as exc:
-        return ComponentReadiness(ready=False, detail=str(exc)[:300])
-    try:
-        with runtime.sessions() as session:
-            stale = ConceptRepository(session).images_needing_embedding(embedder_id, limit=1)
-    except Exception as exc:
-        return ComponentReadiness(ready=False, detail=f"{exc.__class__.__name__}"[:300])
-    if stale:
-        return ComponentReadiness(
-            ready=False,
-            detail=f"reindex required: images embedded by another model than {embedder_id}; "
-            "run `repic reindex` (until then retrieval answers 503)",
-        )
-    return ComponentReadiness(ready=True, detail=f"every vector is from {embedder_id}")
 
 
 def _database_ready(runtime: Runtime) -> ComponentReadiness:

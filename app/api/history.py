@@ -17,9 +17,8 @@ from app.api.history_schemas import (
     record_public,
 )
 from app.api.schemas import ID_MAX
-from app.http.deps import CurrentUser, RuntimeDep
+from app.http.deps import CurrentUser, HistoryServiceDep, RuntimeDep
 from app.http.problems import problem_responses
-from app.services.history import HistoryService
 
 router = APIRouter(prefix="/captions", tags=["captions"])
 
@@ -29,9 +28,11 @@ _ONE = problem_responses(401, 404, 422, 429)
 
 # Declared before `/{caption_id}` so that `settings` is never read as an id.
 @router.get("/settings", response_model=HistorySettingsPublic, responses=_ONE)
-async def get_history_settings(runtime: RuntimeDep, user: CurrentUser) -> HistorySettingsPublic:
+async def get_history_settings(
+    runtime: RuntimeDep, user: CurrentUser, history: HistoryServiceDep
+) -> HistorySettingsPublic:
     """Whether your captions are kept (off unless you turn it on)."""
-    keeps = await runtime.run(HistoryService(runtime).keeps, user.id)
+    keeps = await runtime.run(history.keeps, user.id)
     return HistorySettingsPublic(keep_captions=keeps)
 
 
@@ -41,10 +42,10 @@ async def get_history_settings(runtime: RuntimeDep, user: CurrentUser) -> Histor
     responses=problem_responses(400, 401, 422, 429),
 )
 async def update_history_settings(
-    runtime: RuntimeDep, user: CurrentUser, body: HistorySettingsPublic
+    runtime: RuntimeDep, user: CurrentUser, history: HistoryServiceDep, body: HistorySettingsPublic
 ) -> HistorySettingsPublic:
     """Turn keeping captions on or off (turning it off deletes nothing already kept)."""
-    keeps = await runtime.run(HistoryService(runtime).set_keeps, user.id, body.keep_captions)
+    keeps = await runtime.run(history.set_keeps, user.id, body.keep_captions)
     return HistorySettingsPublic(keep_captions=keeps)
 
 
@@ -52,28 +53,30 @@ async def update_history_settings(
 async def list_captions(
     runtime: RuntimeDep,
     user: CurrentUser,
+    history: HistoryServiceDep,
     offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CaptionRecordsPublic:
     """Your kept captions, newest first."""
-    service = HistoryService(runtime)
-    rows, count = await runtime.run(lambda: service.page(user.id, offset=offset, limit=limit))
+    rows, count = await runtime.run(lambda: history.page(user.id, offset=offset, limit=limit))
     return CaptionRecordsPublic(data=[record_public(r) for r in rows], count=count)
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 429))
-async def delete_captions(runtime: RuntimeDep, user: CurrentUser) -> Response:
+async def delete_captions(
+    runtime: RuntimeDep, user: CurrentUser, history: HistoryServiceDep
+) -> Response:
     """Delete every kept caption and its photo."""
-    await runtime.run(HistoryService(runtime).delete_all, user.id)
+    await runtime.run(history.delete_all, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{caption_id}", response_model=CaptionRecordPublic, responses=_ONE)
 async def get_caption(
-    runtime: RuntimeDep, user: CurrentUser, caption_id: CaptionId
+    runtime: RuntimeDep, user: CurrentUser, history: HistoryServiceDep, caption_id: CaptionId
 ) -> CaptionRecordPublic:
     """One kept caption with its correction and the photos taught from it."""
-    return record_public(await runtime.run(HistoryService(runtime).get, user.id, caption_id))
+    return record_public(await runtime.run(history.get, user.id, caption_id))
 
 
 @router.get(
@@ -89,18 +92,21 @@ async def get_caption(
 async def get_caption_image(
     runtime: RuntimeDep,
     user: CurrentUser,
+    history: HistoryServiceDep,
     caption_id: CaptionId,
     if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
     """The kept photo (the query as sent to the model: upright, re-encoded, within budget)."""
-    stored = await runtime.run(HistoryService(runtime).photo, user.id, caption_id)
+    stored = await runtime.run(history.photo, user.id, caption_id)
     return _cached_image(stored, if_none_match)
 
 
 @router.delete("/{caption_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ONE)
-async def delete_caption(runtime: RuntimeDep, user: CurrentUser, caption_id: CaptionId) -> Response:
+async def delete_caption(
+    runtime: RuntimeDep, user: CurrentUser, history: HistoryServiceDep, caption_id: CaptionId
+) -> Response:
     """Delete a kept caption and its photo."""
-    await runtime.run(HistoryService(runtime).delete, user.id, caption_id)
+    await runtime.run(history.delete, user.id, caption_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,12 +116,16 @@ async def delete_caption(runtime: RuntimeDep, user: CurrentUser, caption_id: Cap
     responses=problem_responses(400, 401, 404, 422, 429),
 )
 async def give_caption_feedback(
-    runtime: RuntimeDep, user: CurrentUser, caption_id: CaptionId, body: FeedbackCreate
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    history: HistoryServiceDep,
+    caption_id: CaptionId,
+    body: FeedbackCreate,
 ) -> CaptionRecordPublic:
     """Correct a kept caption: the concepts really present, the ones wrongly named, the
     caption as it should read (it must name the present ones), a rating. Replaces an earlier
     correction."""
-    row = await runtime.run(HistoryService(runtime).feedback, user.id, caption_id, body)
+    row = await runtime.run(history.feedback, user.id, caption_id, body)
     return record_public(row)
 
 
@@ -126,11 +136,13 @@ async def give_caption_feedback(
     responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
 )
 async def teach_from_caption(
-    runtime: RuntimeDep, user: CurrentUser, caption_id: CaptionId, body: TeachRequest
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    history: HistoryServiceDep,
+    caption_id: CaptionId,
+    body: TeachRequest,
 ) -> TaughtPublic:
     """Add the kept photo, or the `box` crop of it, to a concept's reference photos: retrieval
     finds the concept in such photos at once (same intake and quotas as
     `POST /concepts/{id}/images`)."""
-    return await runtime.run(
-        HistoryService(runtime).teach, user.id, caption_id, body.concept_id, body.box
-    )
+    return await runtime.run(history.teach, user.id, caption_id, body.concept_id, body.box)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from app.api.schemas import ID_MAX, ConceptRef, ConceptUsed, PlainText
-from store.captions import CaptionRecord, load_json
+
+if TYPE_CHECKING:
+    from app.services.history import KeptCaption
 
 ConceptIdList = Annotated[list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None, Field(max_length=32)]
 Box = Annotated[
@@ -94,20 +96,19 @@ class CaptionRecordsPublic(BaseModel):
     count: int
 
 
-def record_public(row: CaptionRecord) -> CaptionRecordPublic:
+def record_public(kept: KeptCaption) -> CaptionRecordPublic:
     """The API view of a kept caption."""
-    feedback = load_json(row.feedback)
     return CaptionRecordPublic(
-        id=row.id,
-        created_at=row.created_at,
-        caption=row.caption,
-        model=row.model,
-        options=load_json(row.options),
-        concepts_used=[ConceptUsed(**u) for u in load_json(row.concepts_used)],
-        concepts_mentioned=[ConceptRef(**m) for m in load_json(row.concepts_mentioned)],
-        sha256=row.sha256,
-        width=row.width,
-        height=row.height,
-        feedback=None if feedback is None else FeedbackPublic(**feedback),
-        taught=[TaughtPublic(**t) for t in load_json(row.taught)],
+        id=kept.id,
+        created_at=kept.created_at,
+        caption=kept.caption,
+        model=kept.model,
+        options=kept.options,
+        concepts_used=[ConceptUsed(**u) for u in kept.concepts_used],
+        concepts_mentioned=[ConceptRef(**m) for m in kept.concepts_mentioned],
+        sha256=kept.sha256,
+        width=kept.width,
+        height=kept.height,
+        feedback=None if kept.feedback is None else FeedbackPublic(**kept.feedback),
+        taught=[TaughtPublic(**t) for t in kept.taught],
     )

@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.api.schemas import CaptionPublic
-from app.http.problems import Problem
+from app.api.schemas import CaptionPublic, caption_public
+from app.http.problems import Problem, problem_json
+from app.services.captioning import CaptionResult
+from app.services.jobs import JobResults
 
 
 class CaptionJobProgress(BaseModel):
@@ -47,3 +49,12 @@ class CaptionJobResult(BaseModel):
 class CaptionJobResultsPublic(BaseModel):
     data: list[CaptionJobResult]
     count: int = Field(description="Photos in the job (page with offset and limit).")
+
+
+def _caption_json(result: CaptionResult) -> str:
+    return caption_public(result).model_dump_json()
+
+
+#: What a job stores per photo: the body of `POST /caption`, or the problem the photo failed with
+#: (the `caption` and `problem` of :class:`CaptionJobResult`).
+JOB_RESULTS = JobResults(caption=_caption_json, problem=problem_json)

@@ -38,11 +38,11 @@ def _users() -> UserService:
 
 
 def _user_data() -> UserDataService:
+    from app.core import wiring
     from app.core.runtime import build_runtime
     from app.core.settings import Settings
-    from app.services.user_data import UserDataService
 
-    return UserDataService(build_runtime(Settings()))
+    return wiring.user_data(build_runtime(Settings()))
 
 
 def _fail(exc: DomainError) -> typer.Exit:

@@ -23,10 +23,10 @@ def list_captions(
 ) -> None:
     """The user's kept captions, newest first."""
     from app.api.history_schemas import record_public
-    from app.services.history import HistoryService
+    from app.core import wiring
 
     runtime = _runtime()
-    records, count = HistoryService(runtime).page(
+    records, count = wiring.history(runtime).page(
         _user_id(runtime, user), offset=offset, limit=limit
     )
     rows = [record_public(r) for r in records]
@@ -58,8 +58,8 @@ def feedback(
     from pydantic import ValidationError
 
     from app.api.history_schemas import FeedbackCreate, record_public
+    from app.core import wiring
     from app.services.errors import DomainError
-    from app.services.history import HistoryService
 
     runtime = _runtime()
     owner = _user_id(runtime, user)
@@ -70,7 +70,7 @@ def feedback(
             caption=caption,
             rating=rating,
         )
-        row = HistoryService(runtime).feedback(owner, caption_id, body)
+        row = wiring.history(runtime).feedback(owner, caption_id, body)
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc

@@ -56,10 +56,10 @@ def import_concepts(
     if not loaded.concepts and not loaded.problems:
         err.print(f"nothing to import: {path} holds no concepts")
         return
-    from app.services.concepts import ConceptService
+    from app.core import wiring
 
     problems = list(loaded.problems)
-    service = ConceptService(runtime)
+    service = wiring.concepts(runtime)
     table = Table("concept", "images added", "status")
     added_total = 0
     with _progress() as progress:
@@ -266,8 +266,8 @@ def delete_concept(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone")] = False,
 ) -> None:
     """Delete one of USER's concepts with its photos and vectors."""
+    from app.core import wiring
     from app.core.names import InvalidName, name_key, normalize_name
-    from app.services.concepts import ConceptService
     from app.services.errors import DomainError
     from store.repositories import ConceptRepository
 
@@ -291,7 +291,7 @@ def delete_concept(
         )
         raise typer.Exit(1)
     try:
-        ConceptService(runtime).delete(owner, found[0])
+        wiring.concepts(runtime).delete(owner, found[0])
     except DomainError as exc:
         err.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc

@@ -55,13 +55,14 @@ def reindex(
     batch: Annotated[int, typer.Option(min=1, max=512, help="Images per forward pass")] = 32,
 ) -> None:
     """Re-embed every image whose vector is missing or from another embedder."""
+    from app.core import wiring
     from model.images import normalize_image
     from store.db import transaction
     from store.repositories import ConceptRepository, UserRepository
 
     runtime = _runtime()
-    vectors = runtime.vectors
-    embedder_id = vectors.embedder_id
+    embeddings = wiring.embeddings(runtime)
+    embedder_id = embeddings.embedder_id
     with runtime.sessions() as session:
         todo = len(ConceptRepository(session).images_needing_embedding(embedder_id, limit=10**9))
     users: set[int] = set()
@@ -77,7 +78,7 @@ def reindex(
                     normalize_image(runtime.blobs.get(r.blob_key), max_pixels=10**9).to_pil()
                     for r in rows
                 ]
-                embedded = vectors.embed(pil)
+                embedded = embeddings.embed(pil)
                 for row, vec in zip(rows, embedded, strict=True):
                     row.embedding = vec.astype("<f4").tobytes()
                     row.embedding_dim = int(vec.shape[0])
@@ -131,9 +132,9 @@ def caption(
 ) -> None:
     """Caption IMAGE with USER's concepts, in-process (same pipeline as POST /caption)."""
     from app.api.schemas import caption_public
-    from app.services.captioning import CaptionRequest, CaptionService
+    from app.core import wiring
+    from app.services.captioning import CaptionRequest
     from app.services.errors import DomainError
-    from app.services.retrieval import RetrievalService
     from app.services.timings import Timings
     from model.images import ImageError
     from model.photos import prepare_query
@@ -141,6 +142,7 @@ def caption(
 
     start = time.perf_counter()
     runtime = _runtime()
+    captions = wiring.captions(runtime)
     owner = _user_id(runtime, user)
     if concept_id:
         _check_concepts(runtime, owner, user, concept_id)
@@ -153,13 +155,14 @@ def caption(
                 data,
                 max_pixels=cfg.upload.max_pixels,
                 vlm_max_pixels=cfg.vlm.max_pixels,
-                clip_min_side=RetrievalService(runtime).clip_min_side(),
+                clip_min_side=captions.retrieval.clip_min_side(),
             )
     except ImageError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     request = CaptionRequest.from_settings(
-        cfg,
+        cfg.retrieval,
+        cfg.vlm,
         top_k=top_k,
         min_score=min_score,
         concept_ids=concept_id,
@@ -170,7 +173,7 @@ def caption(
 
     async def run() -> None:
         try:
-            result = await CaptionService(runtime).caption(owner, query, request, timings)
+            result = await captions.caption(owner, query, request, timings)
         except DomainError as exc:
             err.print(f"[red]error:[/red] {exc.detail}")
             raise typer.Exit(1) from exc
@@ -208,13 +211,13 @@ def derivatives(
 ) -> None:
     """Make the demonstration image and thumbnail of every photo that lacks them (or whose
     demonstration image was made for another REPIC_VLM__DEMO_MAX_PIXELS)."""
-    from app.services.concepts import ConceptService
+    from app.core import wiring
     from model.images import NormalizedImage
     from store.db import transaction
     from store.repositories import ConceptRepository
 
     runtime = _runtime()
-    service = ConceptService(runtime)
+    service = wiring.concepts(runtime)
     budget = runtime.settings.vlm.demo_max_pixels
     done, last_id = 0, 0
     with _progress() as progress:

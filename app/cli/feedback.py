@@ -43,7 +43,7 @@ def export_feedback(
         owners = None
     else:
         owners = [_user_id(runtime, user or "")]
-    cases, skipped = feedback_cases(runtime, owners)
+    cases, skipped = feedback_cases(runtime.sessions, runtime.blobs, owners)
     try:
         manifest = write_samples(cases, out, image_side=image_side, seed=seed, skipped=skipped)
     except FileExistsError as exc:

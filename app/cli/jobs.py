@@ -29,8 +29,8 @@ def worker(
     On PostgreSQL it is a procrastinate worker on the `caption-jobs` queue; on SQLite it polls
     the job tables (REPIC_JOBS__QUEUE chooses otherwise).
     """
+    from app.core import wiring
     from app.core.logs import configure_logging
-    from app.services.job_runner import JobRunner
 
     runtime = _runtime()
     settings = runtime.settings
@@ -40,7 +40,7 @@ def worker(
         runtime.settings.jobs.concurrency = concurrency
 
     async def run() -> None:
-        runner = JobRunner(runtime)
+        runner = wiring.job_runner(runtime)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.stop)
@@ -88,7 +88,8 @@ def caption_album(
     after an interruption and it follows the same job, whose finished photos are not redone.
     Workers (`repic worker`, or an API running jobs) help; this command captions its job too.
     """
-    from app.services.jobs import JobOptions, JobService
+    from app.core import wiring
+    from app.services.jobs import JobOptions
 
     out = output or directory / "captions.jsonl"
     if out.suffix not in (".jsonl", ".csv"):
@@ -97,7 +98,7 @@ def caption_album(
     state = out.with_name(out.name + ".job")
     runtime = _runtime()
     owner = _user_id(runtime, user)
-    service = JobService(runtime)
+    service = wiring.jobs(runtime)
     job_id = _resumed(runtime, owner, state)
     if job_id is None:
         photos = sorted(p for p in directory.rglob("*") if p.suffix.lower() in _SUFFIXES)
@@ -132,12 +133,12 @@ def _resumed(runtime: Runtime, owner: int, state: Path) -> str | None:
 
 
 async def _follow(runtime: Runtime, owner: int, job_id: str) -> None:
+    from app.core import wiring
     from app.services.job_runner import running_jobs
-    from app.services.jobs import JobService
 
-    service = JobService(runtime)
+    service = wiring.jobs(runtime)
     try:
-        async with running_jobs(runtime, name="caption-album", job_id=job_id):
+        async with running_jobs(wiring.job_runner(runtime, name="caption-album"), job_id):
             with _progress() as progress:
                 view = await runtime.run(service.view, owner, job_id)
                 task = progress.add_task("captioning", total=view.progress.total)

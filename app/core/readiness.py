@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from app.api.schemas import ComponentReadiness
 from app.core.runtime import Runtime
+from model.embedder import EmbedderUnavailable
 from model.lifecycle import ManagedModel, ModelUnavailable
+from store.repositories import ConceptRepository
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +52,23 @@ async def _preload(name: str, model: ManagedModel) -> None:
         log.error("%s unavailable: %s", name, exc)
         return
     log.info("%s loaded: %s", name, (await model.areadiness()).detail)
+
+
+def index_readiness(runtime: Runtime) -> ComponentReadiness:
+    """Whether every stored vector is from the configured embedder (else `repic reindex`)."""
+    try:
+        embedder_id = runtime.embedder.model_id
+    except EmbedderUnavailable as exc:
+        return ComponentReadiness(ready=False, detail=str(exc)[:300])
+    try:
+        with runtime.sessions() as session:
+            stale = ConceptRepository(session).images_needing_embedding(embedder_id, limit=1)
+    except Exception as exc:
+        return ComponentReadiness(ready=False, detail=f"{exc.__class__.__name__}"[:300])
+    if stale:
+        return ComponentReadiness(
+            ready=False,
+            detail=f"reindex required: images embedded by another model than {embedder_id}; "
+            "run `repic reindex` (until then retrieval answers 503)",
+        )
+    return ComponentReadiness(ready=True, detail=f"every vector is from {embedder_id}")

@@ -18,8 +18,10 @@ from app.api.schemas import ComponentReadiness
 from app.core.metrics import Metrics
 from app.core.quotas import CaptionSlots, FairGate, RateLimiter
 from app.core.settings import Settings, StorageSettings, VLMSettings
+from app.services.embeddings import Embeddings
 from app.services.job_queue import JobQueue, build_job_queue
 from app.services.vectors import VectorStore
+from model.embedder import ClipEmbedder
 from model.lifecycle import ManagedModel
 from model.regions import Owlv2Proposer
 from model.vlm.base import VLMBackend
@@ -37,6 +39,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     blobs: BlobStore
+    embedder: ClipEmbedder
     vectors: VectorStore
     vlm: VLMBackend
     metrics: Metrics
@@ -62,7 +65,7 @@ class Runtime:
 
     def models(self) -> dict[str, ManagedModel]:
         """Every model this runtime serves with, by readiness component name."""
-        found: dict[str, ManagedModel] = {"embedder": self.vectors.embedder}
+        found: dict[str, ManagedModel] = {"embedder": self.embedder}
         if self.detector is not None:
             found["detector"] = self.detector
         found["vlm"] = self.vlm
@@ -129,6 +132,8 @@ def build_runtime(
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     metrics = metrics or Metrics()
+    cfg = settings.embedder
+    embedder = ClipEmbedder(cfg.model, cfg.pretrained, cfg.device, cfg.batch_size)
     detector = None
     if settings.regions.detector == "owlv2":
         detector = Owlv2Proposer(
@@ -139,8 +144,9 @@ def build_runtime(
         engine=engine,
         sessions=sessions,
         blobs=build_blob_store(settings.storage, settings.blob_dir),
+        embedder=embedder,
         vectors=VectorStore(
-            settings.embedder, settings.index_dir, sessions, metrics, settings.index
+            Embeddings(embedder, metrics), settings.index_dir, sessions, metrics, settings.index
         ),
         vlm=vlm or build_vlm(settings.vlm),
         metrics=metrics,

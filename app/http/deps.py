@@ -1,7 +1,8 @@
 """Typed FastAPI dependencies: the runtime, the current user, the admin guard, the services.
 
 Routes take services as ``Annotated`` dependencies, so a test can swap one through
-``app.dependency_overrides[concept_service] = ...`` without touching the runtime.
+``app.dependency_overrides[concept_service] = ...`` without touching the runtime. Each factory
+builds its service with exactly the collaborators it uses (:mod:`app.core.wiring`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from app.core import wiring
 from app.core.runtime import Runtime
 from app.http.problems import ProblemError
 from app.services.captioning import CaptionService
 from app.services.concepts import ConceptService
+from app.services.history import HistoryService
 from app.services.jobs import JobService
 from app.services.retrieval import RetrievalService
 from app.services.streaming import StreamingCaptionService
@@ -40,31 +43,35 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def user_service(runtime: RuntimeDep) -> UserService:
-    return UserService(runtime.sessions, max_active_keys=runtime.settings.quota.api_keys)
+    return wiring.users(runtime)
 
 
 async def user_data_service(runtime: RuntimeDep) -> UserDataService:
-    return UserDataService(runtime)
+    return wiring.user_data(runtime)
 
 
 async def concept_service(runtime: RuntimeDep) -> ConceptService:
-    return ConceptService(runtime)
+    return wiring.concepts(runtime)
 
 
 async def retrieval_service(runtime: RuntimeDep) -> RetrievalService:
-    return RetrievalService(runtime)
+    return wiring.retrieval(runtime)
 
 
 async def caption_service(runtime: RuntimeDep) -> CaptionService:
-    return CaptionService(runtime)
+    return wiring.captions(runtime)
 
 
 async def streaming_caption_service(runtime: RuntimeDep) -> StreamingCaptionService:
-    return StreamingCaptionService(runtime)
+    return wiring.streaming_captions(runtime)
+
+
+async def history_service(runtime: RuntimeDep) -> HistoryService:
+    return wiring.history(runtime)
 
 
 async def job_service(runtime: RuntimeDep) -> JobService:
-    return JobService(runtime)
+    return wiring.jobs(runtime)
 
 
 UserServiceDep = Annotated[UserService, Depends(user_service)]
@@ -73,6 +80,7 @@ ConceptServiceDep = Annotated[ConceptService, Depends(concept_service)]
 RetrievalServiceDep = Annotated[RetrievalService, Depends(retrieval_service)]
 CaptionServiceDep = Annotated[CaptionService, Depends(caption_service)]
 StreamingCaptionServiceDep = Annotated[StreamingCaptionService, Depends(streaming_caption_service)]
+HistoryServiceDep = Annotated[HistoryService, Depends(history_service)]
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 
 

@@ -15,17 +15,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.runtime import Runtime
-from app.core.settings import Settings
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.metrics import Metrics
+from app.core.quotas import CaptionSlots, FairGate
+from app.core.settings import RetrievalSettings, VLMSettings
 from app.services.errors import DomainError, Unavailable, UpstreamRefused, UpstreamTimeout
+from app.services.ports import Offload
 from app.services.retrieval import Match, RetrievalService
 from app.services.timings import Timings
 from model.grounding import ConceptName, find_mentions
 from model.images import NormalizedImage
 from model.photos import QueryPhoto
 from model.prompt import Demo, PromptStyle, RepicPrompt, build_repic_messages
-from model.vlm.base import Generation, VLMBadRequest, VLMError, VLMTimeout, VLMUnavailable
-from store.blobs import BlobError
+from model.vlm.base import (
+    Generation,
+    VLMBackend,
+    VLMBadRequest,
+    VLMError,
+    VLMTimeout,
+    VLMUnavailable,
+)
+from store.blobs import BlobError, BlobStore
 from store.models import ConceptImage
 from store.repositories import ConceptRepository
 
@@ -44,7 +55,8 @@ class CaptionRequest:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        retrieval: RetrievalSettings,
+        vlm: VLMSettings,
         *,
         top_k: int | None = None,
         min_score: float | None = None,
@@ -55,11 +67,11 @@ class CaptionRequest:
     ) -> CaptionRequest:
         """A request whose omitted options take the configured defaults."""
         return cls(
-            top_k=top_k or settings.retrieval.top_k,
-            min_score=settings.retrieval.min_score if min_score is None else min_score,
+            top_k=top_k or retrieval.top_k,
+            min_score=retrieval.min_score if min_score is None else min_score,
             concept_ids=concept_ids or None,
             instruction=instruction,
-            max_tokens=max_tokens or settings.vlm.max_tokens,
+            max_tokens=max_tokens or vlm.max_tokens,
             style=style,
         )
 
@@ -80,9 +92,8 @@ class _Prepared:
     prompt: RepicPrompt
 
 
-def public_model_name(settings: Settings) -> str:
+def public_model_name(cfg: VLMSettings) -> str:
     """The model name callers see: never a path of the server's file system."""
-    cfg = settings.vlm
     if cfg.public_name:
         return cfg.public_name
     model = cfg.model.rstrip("/\\")
@@ -102,28 +113,47 @@ def cache_salt(user_id: int) -> str:
 
 
 class CaptionService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.retrieval = RetrievalService(runtime)
+    def __init__(
+        self,
+        retrieval: RetrievalService,
+        *,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        vlm: VLMBackend,
+        vlm_settings: VLMSettings,
+        metrics: Metrics,
+        run: Offload,
+        caption_slots: CaptionSlots,
+        vlm_gate: FairGate,
+    ) -> None:
+        self.retrieval = retrieval
+        self.sessions = sessions
+        self.blobs = blobs
+        self.vlm = vlm
+        self.vlm_settings = vlm_settings
+        self.metrics = metrics
+        self.run = run
+        self.caption_slots = caption_slots
+        self.vlm_gate = vlm_gate
 
     async def caption(
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
     ) -> CaptionResult:
-        async with self.rt.caption_slots.hold(user_id):
+        async with self.caption_slots.hold(user_id):
             return await self._caption(user_id, query, req, timings)
 
     async def _caption(
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
     ) -> CaptionResult:
-        prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
-        async with self.rt.vlm_gate.turn(user_id):
+        prepared = await self.run(self._prepare, user_id, query, req, timings)
+        async with self.vlm_gate.turn(user_id):
             with timings.stage("vlm"):
                 generation = await self._generate(prepared.prompt, req.max_tokens, user_id)
         return CaptionResult(
             caption=generation.text,
             used=prepared.used,
             mentioned=_mentioned(generation.text, prepared.names),
-            model=public_model_name(self.rt.settings),
+            model=public_model_name(self.vlm_settings),
             timings_ms=timings.ms,
         )
 
@@ -131,7 +161,7 @@ class CaptionService:
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings
     ) -> _Prepared:
         """Retrieval, the names for grounding and the prompt: one thread, one session."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             if req.concept_ids:
                 used = self.retrieval.named(user_id, req.concept_ids, query, timings, session)
             else:
@@ -163,7 +193,7 @@ class CaptionService:
             # The model is shown the display name, as RePIC's retriever shows `name`.
             shown = m.concept.display_name or m.concept.name
             demos.append(Demo(name=shown, info=m.concept.info, image=image))
-        cfg = self.rt.settings.vlm
+        cfg = self.vlm_settings
         return build_repic_messages(
             demos,
             query.vlm,
@@ -176,30 +206,30 @@ class CaptionService:
     def _demo_image(self, row: ConceptImage) -> NormalizedImage:
         """The demonstration image stored at upload; the photo itself for older rows (the
         prompt builder then fits it to the budget, as every caption did before derivatives)."""
-        budget = self.rt.settings.vlm.demo_max_pixels
+        budget = self.vlm_settings.demo_max_pixels
         if (
             row.prompt_blob_key is not None
             and row.prompt_max_pixels == budget
             and row.prompt_width is not None
             and row.prompt_height is not None
         ):
-            data = self.rt.blobs.get(row.prompt_blob_key)
+            data = self.blobs.get(row.prompt_blob_key)
             return NormalizedImage(data=data, width=row.prompt_width, height=row.prompt_height)
         log.warning(
             "image %s has no demonstration image for this budget; run `repic derivatives`", row.id
         )
         return NormalizedImage(
-            data=self.rt.blobs.get(row.blob_key), width=row.width, height=row.height
+            data=self.blobs.get(row.blob_key), width=row.width, height=row.height
         )
 
     async def _generate(self, prompt: RepicPrompt, max_tokens: int, user_id: int) -> Generation:
         try:
-            return await self.rt.vlm.generate(
+            return await self.vlm.generate(
                 prompt, max_tokens=max_tokens, cache_salt=cache_salt(user_id)
             )
         except VLMError as exc:
-            self.rt.metrics.count_vlm_error(exc.kind)
-            raise _vlm_problem(exc, self.rt.vlm.model_name) from exc
+            self.metrics.count_vlm_error(exc.kind)
+            raise _vlm_problem(exc, self.vlm.model_name) from exc
 
 
 def _mentioned(caption: str, names: list[tuple[int, str, str | None]]) -> list[tuple[int, str]]:

@@ -13,25 +13,27 @@ also removes orphans.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.schemas import ConceptUpdate
 from app.core.names import InvalidName, name_key, normalize_name
-from app.core.runtime import Runtime
-from app.services.errors import Conflict, InvalidInput, Unavailable, not_found
+from app.core.settings import QuotaSettings, UploadSettings
+from app.services.capacity import DiskReserve, check_quota, storage_problem
+from app.services.embeddings import Embeddings
+from app.services.errors import Conflict, InvalidInput, not_found
+from app.services.vectors import VectorStore
 from model.images import NormalizedImage
 from model.photos import make_derivatives
-from store.blobs import BlobError, sha_of
+from store.blobs import BlobError, BlobStore, sha_of
 from store.db import transaction
 from store.gc import forget_garbage, lock_blobs, record_unreferenced
 from store.models import Concept, ConceptImage
-from store.repositories import ConceptRepository, NewImage, StoredDerivatives, Usage, UserRepository
+from store.repositories import ConceptRepository, NewImage, StoredDerivatives, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +46,57 @@ class StoredImage:
 
 
 class ConceptService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        embeddings: Embeddings,
+        vectors: VectorStore,
+        *,
+        upload: UploadSettings,
+        quota: QuotaSettings,
+        demo_max_pixels: int,
+        disk: DiskReserve,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.embeddings = embeddings
+        self.vectors = vectors
+        self.upload = upload
+        self.quota = quota
+        self.demo_max_pixels = demo_max_pixels
+        self.disk = disk
 
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, user_id: int, concept_id: int) -> Concept:
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             return self._owned(ConceptRepository(session), user_id, concept_id)
 
     def page(
         self, user_id: int, *, offset: int, limit: int, name: str | None
     ) -> tuple[Sequence[Concept], int]:
         key = None if name is None else name_key(_valid_name(name))
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             return ConceptRepository(session).page(
                 user_id, offset=offset, limit=limit, name_key=key
             )
 
     def image(self, user_id: int, concept_id: int, image_id: int) -> StoredImage:
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             row = ConceptRepository(session).image(user_id, concept_id, image_id)
             if row is None:
                 raise not_found(f"Image {image_id} of concept {concept_id}")
             blob_key, sha, mime = row.blob_key, row.sha256, row.mime
         try:
-            data = self.rt.blobs.get(blob_key)
+            data = self.blobs.get(blob_key)
         except BlobError as exc:
             raise storage_problem(exc) from exc
         return StoredImage(data=data, sha256=sha, mime=mime)
 
     def thumbnail(self, user_id: int, concept_id: int, image_id: int) -> StoredImage:
         """The thumbnail made at upload (made now, not stored, for rows from before that)."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             row = ConceptRepository(session).image(user_id, concept_id, image_id)
             if row is None:
                 raise not_found(f"Image {image_id} of concept {concept_id}")
@@ -84,10 +104,10 @@ class ConceptService:
             size = (row.width, row.height)
         try:
             if thumb_key is not None:
-                data = self.rt.blobs.get(thumb_key)
+                data = self.blobs.get(thumb_key)
             else:
                 log.warning("image %s has no stored thumbnail; run `repic derivatives`", image_id)
-                data = self._derive(NormalizedImage(self.rt.blobs.get(blob_key), *size))[1]
+                data = self._derive(NormalizedImage(self.blobs.get(blob_key), *size))[1]
         except BlobError as exc:
             raise storage_problem(exc) from exc
         thumb = NormalizedImage(data, 0, 0)
@@ -127,7 +147,7 @@ class ConceptService:
 
     def update(self, user_id: int, concept_id: int, patch: ConceptUpdate) -> Concept:
         try:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
                 if patch.name is not None:
@@ -148,7 +168,7 @@ class ConceptService:
             raise _name_taken(patch.name or "") from exc
 
     def delete(self, user_id: int, concept_id: int) -> None:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             repo = ConceptRepository(session)
             concept = self._owned(repo, user_id, concept_id)
             keys = [key for img in concept.images for key in _row_keys(img)]
@@ -156,13 +176,13 @@ class ConceptService:
             session.delete(concept)
             record_unreferenced(session, keys)
             version = UserRepository(session).bump_index_version(user_id)
-        self.rt.vectors.removed(user_id, image_ids, version)
+        self.vectors.removed(user_id, image_ids, version)
 
     def add_images(
         self, user_id: int, concept_id: int, images: Sequence[NormalizedImage]
     ) -> Concept:
-        limit = self.rt.settings.upload.max_images_per_concept
-        with self.rt.sessions() as session:
+        limit = self.upload.max_images_per_concept
+        with self.sessions() as session:
             current = self._owned(ConceptRepository(session), user_id, concept_id)
             known = {img.sha256 for img in current.images}
         fresh = [img for img in _unique(images) if img.sha256 not in known]
@@ -190,12 +210,12 @@ class ConceptService:
         vectors, embedder_id = self._embed(images)
         written = self._write_blobs(images)
         try:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 self._claim_blobs(session, images, written)
                 repo = ConceptRepository(session)
                 usage = repo.usage(user_id)  # before a new concept's row exists
                 concept = concept_of(repo)
-                check_quota(self.rt, usage, images, new_concept=new_concept)
+                check_quota(self.quota, usage, images, new_concept=new_concept)
                 rows = [
                     repo.add_image(concept, _new_image(img, stored, vec, embedder_id))
                     for img, stored, vec in zip(images, written, vectors, strict=True)
@@ -204,13 +224,13 @@ class ConceptService:
         except BaseException:
             self._abandon(_keys(written))
             raise
-        self.rt.vectors.added(
+        self.vectors.added(
             user_id, [r.id for r in rows], [concept.id] * len(rows), vectors, version
         )
         return concept
 
     def delete_image(self, user_id: int, concept_id: int, image_id: int) -> None:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             repo = ConceptRepository(session)
             concept = self._owned(repo, user_id, concept_id)
             row = repo.image(user_id, concept_id, image_id)
@@ -225,7 +245,7 @@ class ConceptService:
             concept.images.remove(row)
             record_unreferenced(session, keys)
             version = UserRepository(session).bump_index_version(user_id)
-        self.rt.vectors.removed(user_id, [image_id], version)
+        self.vectors.removed(user_id, [image_id], version)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -238,40 +258,40 @@ class ConceptService:
 
     def _embed(self, images: Sequence[NormalizedImage]) -> tuple[np.ndarray, str]:
         """Vectors first: if the embedder fails, nothing has been stored yet."""
-        embedder_id = self.rt.vectors.embedder_id
-        return self.rt.vectors.embed([img.to_pil() for img in images]), embedder_id
+        embedder_id = self.embeddings.embedder_id
+        return self.embeddings.embed([img.to_pil() for img in images]), embedder_id
 
     def _derive(self, img: NormalizedImage) -> tuple[NormalizedImage, bytes]:
         """The demonstration image and the thumbnail bytes of a stored photo."""
         made = make_derivatives(
             img,
-            prompt_max_pixels=self.rt.settings.vlm.demo_max_pixels,
-            thumbnail_side=self.rt.settings.upload.thumbnail_side,
+            prompt_max_pixels=self.demo_max_pixels,
+            thumbnail_side=self.upload.thumbnail_side,
         )
         return made.prompt, made.thumbnail.data
 
     def store_photo(self, img: NormalizedImage) -> tuple[str, StoredDerivatives]:
         """Write a photo and its derivatives (content-addressed); returns their blob keys."""
-        key = self.rt.blobs.put(img.data)
+        key = self.blobs.put(img.data)
         return key, self.store_derivatives(img, key)
 
     def store_derivatives(self, img: NormalizedImage, key: str) -> StoredDerivatives:
         """Make and write the derivatives of the photo stored under ``key``."""
         prompt, thumb = self._derive(img)
-        prompt_key = key if prompt is img else self.rt.blobs.put(prompt.data)
+        prompt_key = key if prompt is img else self.blobs.put(prompt.data)
         return StoredDerivatives(
             prompt_blob_key=prompt_key,
             prompt_width=prompt.width,
             prompt_height=prompt.height,
-            prompt_max_pixels=self.rt.settings.vlm.demo_max_pixels,
-            thumb_blob_key=self.rt.blobs.put(thumb),
+            prompt_max_pixels=self.demo_max_pixels,
+            thumb_blob_key=self.blobs.put(thumb),
         )
 
     def _write_blobs(
         self, images: Sequence[NormalizedImage]
     ) -> list[tuple[str, StoredDerivatives]]:
         written: list[tuple[str, StoredDerivatives]] = []
-        _check_free_space(self.rt, sum(len(img.data) for img in images))
+        self.disk.check(sum(len(img.data) for img in images))
         try:
             for img in images:
                 written.append(self.store_photo(img))
@@ -294,8 +314,8 @@ class ConceptService:
         lock_blobs(session, shas)
         try:
             for img, (key, stored) in zip(images, written, strict=True):
-                if self.rt.blobs.exists(key) and all(
-                    self.rt.blobs.exists(k) for k in (stored.prompt_blob_key, stored.thumb_blob_key)
+                if self.blobs.exists(key) and all(
+                    self.blobs.exists(k) for k in (stored.prompt_blob_key, stored.thumb_blob_key)
                 ):
                     continue
                 self.store_photo(img)
@@ -307,7 +327,7 @@ class ConceptService:
         """A write failed after its blobs were stored: hand them to the sweep, which deletes
         them after the grace period unless another row references them by then."""
         try:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 record_unreferenced(session, blob_keys)
         except Exception:
             # The database is what failed; the sweep finds these blobs as orphans instead.
@@ -363,53 +383,7 @@ def _row_keys(row: ConceptImage) -> list[str]:
     return [k for k in (row.blob_key, row.prompt_blob_key, row.thumb_blob_key) if k is not None]
 
 
-def check_quota(
-    rt: Runtime, usage: Usage, images: Sequence[NormalizedImage], *, new_concept: bool
-) -> None:
-    quota = rt.settings.quota
-    added_bytes = sum(len(img.data) for img in images)
-    if new_concept and usage.concepts + 1 > quota.concepts:
-        over = f"you have {usage.concepts} concepts; the limit is {quota.concepts}"
-    elif usage.photos + len(images) > quota.photos:
-        over = f"you have {usage.photos} photos; the limit is {quota.photos}"
-    elif usage.stored_bytes + added_bytes > quota.stored_bytes:
-        over = (
-            f"your photos take {usage.stored_bytes:,} bytes, these {added_bytes:,} more; the "
-            f"limit is {quota.stored_bytes:,}"
-        )
-    else:
-        return
-    raise Conflict("quota-exceeded", f"Nothing was stored: {over}. Delete something first.")
-
-
-def _check_free_space(rt: Runtime, incoming: int) -> None:
-    """Keep REPIC_MIN_FREE_DISK_BYTES free, so deletes (and the database) never meet a full disk."""
-    try:
-        free = shutil.disk_usage(rt.settings.data_dir).free
-    except OSError:
-        return  # the write itself reports an unusable directory
-    if free - incoming < rt.settings.min_free_disk_bytes:
-        log.error("refusing an upload: %s bytes free on the data disk", free)
-        raise Unavailable(
-            "storage-full",
-            "The server's disk is nearly full, so nothing was stored; deleting still works. "
-            "Retry later; operators: free space under REPIC_DATA_DIR.",
-            retry_after_s=300,
-        )
-
-
 def _name_taken(name: str) -> Conflict:
     return Conflict(
         "concept-exists", f"You already have a concept named <{name}>; pick another name."
-    )
-
-
-def storage_problem(exc: BlobError) -> Unavailable:
-    log.error("image storage failed: %s", exc)
-    return Unavailable(
-        "storage-unavailable",
-        "The image store cannot be written or read; nothing was changed. Retry later; "
-        "operators: check the blob store (free disk space and permissions of REPIC_DATA_DIR, "
-        "or the reachability and credentials of the REPIC_STORAGE__S3_* bucket).",
-        retry_after_s=30,
     )

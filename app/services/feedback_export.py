@@ -10,8 +10,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from app.core.runtime import Runtime
-from store.blobs import BlobError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.blobs import BlobError, BlobStore
 from store.captions import CaptionRecord, CaptionRepository, load_json
 from store.models import Concept
 from store.repositories import ConceptRepository
@@ -19,27 +20,27 @@ from training.feedback import FeedbackCase, FeedbackConcept
 
 
 def feedback_cases(
-    runtime: Runtime, user_ids: Sequence[int] | None
+    sessions: sessionmaker[Session], blobs: BlobStore, user_ids: Sequence[int] | None
 ) -> tuple[list[FeedbackCase], Counter[str]]:
     """The corrected kept captions of ``user_ids`` (``None``: all users) as training cases,
     and what was skipped (by reason)."""
     skipped: Counter[str] = Counter()
     cases = []
-    with runtime.sessions() as session:
+    with sessions() as session:
         records = CaptionRepository(session).with_feedback(user_ids)
         concepts = ConceptRepository(session)
         for record in records:
-            case = _case(runtime, concepts, record, skipped)
+            case = _case(blobs, concepts, record, skipped)
             if case is not None:
                 cases.append(case)
     return cases, skipped
 
 
 def _case(
-    runtime: Runtime, concepts: ConceptRepository, record: CaptionRecord, skipped: Counter[str]
+    blobs: BlobStore, concepts: ConceptRepository, record: CaptionRecord, skipped: Counter[str]
 ) -> FeedbackCase | None:
     try:
-        photo = runtime.blobs.get(record.blob_key)
+        photo = blobs.get(record.blob_key)
     except BlobError:
         skipped["photo unreadable"] += 1
         return None
@@ -53,7 +54,7 @@ def _case(
         if found is None:
             skipped["concept deleted"] += 1
             return None
-        return FeedbackConcept(found.name, found.info, _demo(runtime, found, own_images, record))
+        return FeedbackConcept(found.name, found.info, _demo(blobs, found, own_images, record))
 
     def resolved(refs: list[dict[str, Any]]) -> list[FeedbackConcept]:
         return [c for c in (concept(int(r["id"])) for r in refs) if c is not None]
@@ -78,13 +79,13 @@ def _case(
 
 
 def _demo(
-    runtime: Runtime, concept: Concept, own_images: set[int], record: CaptionRecord
+    blobs: BlobStore, concept: Concept, own_images: set[int], record: CaptionRecord
 ) -> bytes | None:
     for image in concept.images:
         if image.id in own_images or image.sha256 == record.sha256:
             continue
         try:
-            return runtime.blobs.get(image.prompt_blob_key or image.blob_key)
+            return blobs.get(image.prompt_blob_key or image.blob_key)
         except BlobError:
             continue
     return None

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.history_schemas import FeedbackCreate, TaughtPublic
-from app.core.runtime import Runtime
-from app.http.uploads import normalize_uploads
+from app.core.settings import QuotaSettings, UploadSettings
+from app.services.capacity import check_quota, storage_problem
 from app.services.captioning import CaptionRequest, CaptionResult, _mentioned
-from app.services.concepts import ConceptService, StoredImage, check_quota, storage_problem
+from app.services.concepts import ConceptService, StoredImage
 from app.services.errors import InvalidInput, not_found
+from app.services.intake import normalize_uploads
 from model.images import NormalizedImage, encode_rgb
-from store.blobs import BlobError
+from store.blobs import BlobError, BlobStore
 from store.captions import CaptionRecord, CaptionRepository, dump_json, load_json
 from store.db import transaction
 from store.gc import forget_garbage, lock_blobs, record_unreferenced
@@ -31,19 +34,66 @@ from store.models import User
 from store.repositories import ConceptRepository
 
 
+@dataclass(frozen=True)
+class KeptCaption:
+    """A kept caption as plain data (its JSON columns decoded), for the API and the CLI."""
+
+    id: int
+    created_at: datetime
+    caption: str
+    model: str
+    options: dict[str, Any]
+    concepts_used: list[dict[str, Any]]
+    concepts_mentioned: list[dict[str, Any]]
+    sha256: str
+    width: int
+    height: int
+    feedback: dict[str, Any] | None
+    taught: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, row: CaptionRecord) -> KeptCaption:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            caption=row.caption,
+            model=row.model,
+            options=load_json(row.options),
+            concepts_used=load_json(row.concepts_used),
+            concepts_mentioned=load_json(row.concepts_mentioned),
+            sha256=row.sha256,
+            width=row.width,
+            height=row.height,
+            feedback=load_json(row.feedback),
+            taught=load_json(row.taught),
+        )
+
+
 class HistoryService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        concepts: ConceptService,
+        *,
+        quota: QuotaSettings,
+        upload: UploadSettings,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.concepts = concepts
+        self.quota = quota
+        self.upload = upload
 
     # -- the per-user setting ----------------------------------------------------------------
 
     def keeps(self, user_id: int) -> bool:
         """Whether the user opted in to keeping captions."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             return bool(session.scalar(select(User.keep_captions).where(User.id == user_id)))
 
     def set_keeps(self, user_id: int, keep: bool) -> bool:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             session.execute(update(User).where(User.id == user_id).values(keep_captions=keep))
         return keep
 
@@ -52,28 +102,28 @@ class HistoryService:
     def check_room(self, user_id: int, photo: NormalizedImage) -> None:
         """409 ``quota-exceeded`` before the model runs when keeping would go over a quota
         (:meth:`keep` checks again in its own transaction)."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             usage = ConceptRepository(session).usage(user_id)
-        check_quota(self.rt, usage, [photo], new_concept=False)
+        check_quota(self.quota, usage, [photo], new_concept=False)
 
     def keep(
         self, user_id: int, photo: NormalizedImage, req: CaptionRequest, result: CaptionResult
     ) -> int:
         """Store the caption with its photo; 409 ``quota-exceeded`` stores nothing."""
         try:
-            key = self.rt.blobs.put(photo.data)
+            key = self.blobs.put(photo.data)
         except BlobError as exc:
             raise storage_problem(exc) from exc
         try:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 # As for reference photos: under the blob lock, put back bytes a sweep removed
                 # since the write and cancel a pending deletion.
                 lock_blobs(session, [photo.sha256])
-                if not self.rt.blobs.exists(key):
-                    self.rt.blobs.put(photo.data)
+                if not self.blobs.exists(key):
+                    self.blobs.put(photo.data)
                 forget_garbage(session, [photo.sha256])
                 usage = ConceptRepository(session).usage(user_id)
-                check_quota(self.rt, usage, [photo], new_concept=False)
+                check_quota(self.quota, usage, [photo], new_concept=False)
                 record = CaptionRepository(session).add(
                     CaptionRecord(
                         user_id=user_id,
@@ -102,39 +152,39 @@ class HistoryService:
                 )
                 return record.id
         except BaseException:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 record_unreferenced(session, [key])
             raise
 
     # -- reads and deletes -------------------------------------------------------------------
 
-    def page(self, user_id: int, *, offset: int, limit: int) -> tuple[list[CaptionRecord], int]:
-        with self.rt.sessions() as session:
+    def page(self, user_id: int, *, offset: int, limit: int) -> tuple[list[KeptCaption], int]:
+        with self.sessions() as session:
             rows, count = CaptionRepository(session).page(user_id, offset=offset, limit=limit)
-            return list(rows), count
+            return [KeptCaption.of(row) for row in rows], count
 
-    def get(self, user_id: int, record_id: int) -> CaptionRecord:
-        with self.rt.sessions() as session:
-            return self._owned(CaptionRepository(session), user_id, record_id)
+    def get(self, user_id: int, record_id: int) -> KeptCaption:
+        with self.sessions() as session:
+            return KeptCaption.of(self._owned(CaptionRepository(session), user_id, record_id))
 
     def photo(self, user_id: int, record_id: int) -> StoredImage:
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             row = self._owned(CaptionRepository(session), user_id, record_id)
             key, sha = row.blob_key, row.sha256
         try:
-            return StoredImage(data=self.rt.blobs.get(key), sha256=sha, mime="image/jpeg")
+            return StoredImage(data=self.blobs.get(key), sha256=sha, mime="image/jpeg")
         except BlobError as exc:
             raise storage_problem(exc) from exc
 
     def delete(self, user_id: int, record_id: int) -> None:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             row = self._owned(CaptionRepository(session), user_id, record_id)
             key = row.blob_key
             session.delete(row)
             record_unreferenced(session, [key])
 
     def delete_all(self, user_id: int) -> int:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             repo = CaptionRepository(session)
             count = repo.page(user_id, offset=0, limit=1)[1]
             record_unreferenced(session, repo.delete_all(user_id))
@@ -142,10 +192,10 @@ class HistoryService:
 
     # -- corrections -------------------------------------------------------------------------
 
-    def feedback(self, user_id: int, record_id: int, body: FeedbackCreate) -> CaptionRecord:
+    def feedback(self, user_id: int, record_id: int, body: FeedbackCreate) -> KeptCaption:
         """Validate and store a correction (it replaces an earlier one)."""
         present, wrong = body.present or [], body.wrong or []
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             row = self._owned(CaptionRepository(session), user_id, record_id)
             names = ConceptRepository(session).names(user_id)
             by_id = {cid: name for cid, name, _ in names}
@@ -183,13 +233,13 @@ class HistoryService:
             )
             row.feedback_at = now
             session.flush()
-            return row
+            return KeptCaption.of(row)
 
     def teach(
         self, user_id: int, record_id: int, concept_id: int, box: Sequence[int] | None
     ) -> TaughtPublic:
         """Add the kept photo (or the ``box`` crop of it) to the concept's reference photos."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             row = self._owned(CaptionRepository(session), user_id, record_id)
             key, width, height = row.blob_key, row.width, row.height
         if box is not None:
@@ -201,24 +251,24 @@ class HistoryService:
                     "[x1, y1, x2, y2] with x1 < x2 <= width and y1 < y2 <= height.",
                 )
         try:
-            data = self.rt.blobs.get(key)
+            data = self.blobs.get(key)
         except BlobError as exc:
             raise storage_problem(exc) from exc
         if box is not None:
             data = _crop(NormalizedImage(data, width, height), box)
-        limits = self.rt.settings.upload
+        limits = self.upload
         # The very intake of POST /concepts/{id}/images: normalise, then add_images.
         images = normalize_uploads(
             [(f"caption-{record_id}.jpg", data)],
             max_pixels=limits.max_pixels,
             max_side=limits.store_max_side,
         )
-        concept = ConceptService(self.rt).add_images(user_id, concept_id, images)
+        concept = self.concepts.add_images(user_id, concept_id, images)
         image_id = next((i.id for i in concept.images if i.sha256 == images[0].sha256), None)
         taught = TaughtPublic(
             concept_id=concept_id, image_id=image_id, box=None if box is None else list(box)
         )
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             kept = CaptionRepository(session).get(user_id, record_id)
             if kept is not None:  # deleted meanwhile: the photo is taught all the same
                 kept.taught = dump_json([*load_json(kept.taught), taught.model_dump()])

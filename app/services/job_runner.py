@@ -16,24 +16,25 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from app.api.schemas import caption_public
-from app.core.runtime import Runtime
-from app.http.problems import problem_json
-from app.http.uploads import decode_query
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.metrics import Metrics
+from app.core.settings import JobSettings, RetrievalSettings, UploadSettings
 from app.services.captioning import CaptionRequest, CaptionResult, CaptionService
 from app.services.errors import DomainError, Failed, Unavailable
-from app.services.jobs import JobOptions, job_blobs
-from app.services.retrieval import RetrievalService
+from app.services.intake import decode_query
+from app.services.jobs import JobOptions, JobResults
+from app.services.ports import Offload
 from app.services.timings import Timings
 from model.photos import QueryPhoto
-from store.blobs import BlobError
+from store.blobs import BlobError, BlobStore
 from store.db import transaction
 from store.jobs import Claimed, JobRepository
 
 log = logging.getLogger(__name__)
 
 
-class _JobCaptions(CaptionService):
+class JobCaptions(CaptionService):
     """Captions of job photos: bounded by the job settings (active jobs per user, worker
     concurrency) rather than by the per-request caption slots, which would refuse an album's
     photos; they still take fair turns at the model with everyone's requests."""
@@ -52,11 +53,30 @@ class JobRunner:
     photos in flight than that, however many jobs it works on.
     """
 
-    def __init__(self, runtime: Runtime, name: str | None = None) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        captions: JobCaptions,
+        blobs: BlobStore,
+        *,
+        sessions: sessionmaker[Session],
+        run: Offload,
+        metrics: Metrics,
+        jobs: JobSettings,
+        upload: UploadSettings,
+        defaults: RetrievalSettings,
+        formats: JobResults,
+        name: str | None = None,
+    ) -> None:
+        self.captions = captions
+        self.blobs = blobs
+        self.sessions = sessions
+        self.offload = run
+        self.metrics = metrics
+        self.cfg = jobs
+        self.upload = upload
+        self.defaults = defaults
+        self.formats = formats
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
-        self.cfg = runtime.settings.jobs
-        self.blobs = job_blobs(runtime)
         self._busy = 0
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -125,13 +145,13 @@ class JobRunner:
             return []
 
         def claim() -> list[Claimed]:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 return JobRepository(session).claim(free, self.cfg.lease_s, job_id)
 
         self._busy += free
         claimed: list[Claimed] = []
         try:
-            claimed = await self.rt.run(claim)
+            claimed = await self.offload(claim)
         except Exception:
             log.exception("caption job worker %s cannot claim photos", self.name)
         finally:
@@ -140,11 +160,11 @@ class JobRunner:
 
     async def _finished(self, job_id: str) -> bool:
         def finished() -> bool:
-            with self.rt.sessions() as session:
+            with self.sessions() as session:
                 return JobRepository(session).is_finished(job_id)
 
         try:
-            return await self.rt.run(finished)
+            return await self.offload(finished)
         except Exception:
             log.exception("caption job worker %s cannot read job %s", self.name, job_id)
             return False
@@ -157,11 +177,11 @@ class JobRunner:
             return
 
         def release() -> None:
-            with transaction(self.rt.sessions) as session:
+            with transaction(self.sessions) as session:
                 JobRepository(session).release(claims)
 
         try:
-            await self.rt.run(release)
+            await self.offload(release)
         except Exception:
             log.exception("caption job worker %s cannot release its photos", self.name)
 
@@ -173,11 +193,11 @@ class JobRunner:
                 continue
 
             def renew(claims: list[Claimed] = claims) -> None:
-                with transaction(self.rt.sessions) as session:
+                with transaction(self.sessions) as session:
                     JobRepository(session).renew(claims, self.cfg.lease_s)
 
             try:
-                await self.rt.run(renew)
+                await self.offload(renew)
             except Exception:
                 log.exception("caption job worker %s cannot renew its leases", self.name)
 
@@ -185,7 +205,7 @@ class JobRunner:
         try:
             try:
                 ok, result = await self._result(claimed)
-                await self.rt.run(self._record, claimed, ok, result)
+                await self.offload(self._record, claimed, ok, result)
             except Exception:
                 # The database is unreachable: the lease runs out and another try follows.
                 log.exception(
@@ -201,33 +221,34 @@ class JobRunner:
 
     async def _result(self, claimed: Claimed) -> tuple[bool, str]:
         options = JobOptions.model_validate_json(claimed.options)
-        timings = Timings(self.rt.metrics)
+        timings = Timings(self.metrics)
         try:
-            data = await self.rt.run(self.blobs.get, claimed.blob_key)
-            query = await self.rt.run(
+            data = await self.offload(self.blobs.get, claimed.blob_key)
+            vlm = self.captions.vlm_settings
+            query = await self.offload(
                 decode_query,
                 claimed.filename,
                 data,
-                max_pixels=self.rt.settings.upload.max_pixels,
-                vlm_max_pixels=self.rt.settings.vlm.max_pixels,
-                clip_min_side=RetrievalService(self.rt).clip_min_side(),
+                max_pixels=self.upload.max_pixels,
+                vlm_max_pixels=vlm.max_pixels,
+                clip_min_side=self.captions.retrieval.clip_min_side(),
             )
-            result = await _JobCaptions(self.rt).caption_photo(
-                claimed.user_id, query, options.request(self.rt), timings
+            result = await self.captions.caption_photo(
+                claimed.user_id, query, options.request(self.defaults, vlm), timings
             )
         except DomainError as exc:
-            return False, problem_json(exc)
+            return False, self.formats.problem(exc)
         except BlobError as exc:
             unreadable = Unavailable("storage-unavailable", f"The photo is unreadable: {exc}")
-            return False, problem_json(unreadable)
+            return False, self.formats.problem(unreadable)
         except Exception as exc:
             log.exception("caption job %s photo %s failed", claimed.job_id, claimed.item_id)
             problem = Failed("internal", f"Captioning this photo failed: {exc!r}")
-            return False, problem_json(problem)
-        return True, caption_public(result).model_dump_json()
+            return False, self.formats.problem(problem)
+        return True, self.formats.caption(result)
 
     def _record(self, claimed: Claimed, ok: bool, result: str) -> None:
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             recorded = JobRepository(session).record(claimed, ok=ok, result=result)
         if not recorded:
             log.info(
@@ -238,12 +259,9 @@ class JobRunner:
 
 
 @contextlib.asynccontextmanager
-async def running_jobs(
-    runtime: Runtime, name: str | None = None, job_id: str | None = None
-) -> AsyncIterator[JobRunner]:
-    """A :class:`JobRunner` running in the background for the duration of the block, on every
-    job or on ``job_id`` only."""
-    runner = JobRunner(runtime, name)
+async def running_jobs(runner: JobRunner, job_id: str | None = None) -> AsyncIterator[JobRunner]:
+    """``runner`` running in the background for the duration of the block, on every job or on
+    ``job_id`` only."""
     task = asyncio.create_task(runner.run(job_id))
     try:
         yield runner

@@ -11,16 +11,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.runtime import Runtime
-from app.http.problems import problem_json
-from app.http.uploads import decode_query
-from app.services.captioning import CaptionRequest
+from app.core.settings import JobSettings, RetrievalSettings, UploadSettings, VLMSettings
+from app.services.captioning import CaptionRequest, CaptionResult
 from app.services.errors import (
     DomainError,
     InvalidInput,
@@ -29,6 +29,8 @@ from app.services.errors import (
     TooMany,
     UnsupportedMedia,
 )
+from app.services.intake import decode_query
+from app.services.job_queue import JobQueue
 from model.prompt import PromptStyle
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import transaction
@@ -47,10 +49,11 @@ class JobOptions(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=1024)
     prompt_style: PromptStyle = PromptStyle.REPIC
 
-    def request(self, runtime: Runtime) -> CaptionRequest:
+    def request(self, retrieval: RetrievalSettings, vlm: VLMSettings) -> CaptionRequest:
         """The caption request with the configured defaults filled in."""
         return CaptionRequest.from_settings(
-            runtime.settings,
+            retrieval,
+            vlm,
             top_k=self.top_k,
             min_score=self.min_score,
             concept_ids=self.concept_ids,
@@ -67,10 +70,19 @@ class JobView:
     eta_s: float | None
 
 
-def job_blobs(runtime: Runtime) -> BlobStore:
+@dataclass(frozen=True)
+class JobResults:
+    """How a photo's outcome is stored: as the body the API answers with, the caption of
+    `POST /caption` or a problem. The API layer supplies both, so that no service speaks HTTP."""
+
+    caption: Callable[[CaptionResult], str]
+    problem: Callable[[DomainError], str]
+
+
+def job_blobs(data_dir: Path) -> BlobStore:
     """Where job photos are kept: apart from concept photos, so deleting a job's photos never
     touches a reference image with the same bytes."""
-    return LocalBlobStore(runtime.settings.data_dir / "job-photos")
+    return LocalBlobStore(data_dir / "job-photos")
 
 
 def unzip_photos(data: bytes, *, max_bytes: int, max_files: int) -> list[tuple[str, bytes]]:
@@ -105,21 +117,36 @@ def _too_many(limit: int) -> TooLarge:
 
 
 class JobService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.blobs = job_blobs(runtime)
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        job_queue: JobQueue,
+        *,
+        jobs: JobSettings,
+        upload: UploadSettings,
+        vlm_max_pixels: int,
+        formats: JobResults,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.job_queue = job_queue
+        self.jobs = jobs
+        self.upload = upload
+        self.vlm_max_pixels = vlm_max_pixels
+        self.formats = formats
 
     def submit(
         self, user_id: int, photos: Sequence[tuple[str, bytes]], options: JobOptions
     ) -> JobView:
         """Validate and store the photos, then queue the job (blocking: run it off the loop)."""
-        cfg = self.rt.settings.jobs
+        cfg = self.jobs
         if not photos:
             raise InvalidInput("no-photos", "Send photos as `images` files and/or a zip `archive`.")
         if len(photos) > cfg.max_photos:
             raise _too_many(cfg.max_photos)
         # Per-user limits: the same transaction counts the user's unfinished jobs.
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             active = JobRepository(session).active_count(user_id)
         if active >= cfg.max_active_per_user:
             raise TooMany(
@@ -129,30 +156,30 @@ class JobService:
                 retry_after_s=60,
             )
         items = [self._item(name, data) for name, data in photos]
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             job = JobRepository(session).create(
                 user_id, options.model_dump_json(exclude_none=True), items
             )
-            self.rt.job_queue.enqueue(session, job.id)
+            self.job_queue.enqueue(session, job.id)
         return self.view(user_id, job.id)
 
     def _item(self, filename: str, data: bytes) -> NewItem:
-        limits = self.rt.settings.upload
+        limits = self.upload
         try:
             decode_query(
                 filename,
                 data,
                 max_pixels=limits.max_pixels,
-                vlm_max_pixels=self.rt.settings.vlm.max_pixels,
+                vlm_max_pixels=self.vlm_max_pixels,
                 clip_min_side=1,
             )
         except DomainError as exc:
-            return NewItem(filename=filename, blob_key=None, problem=problem_json(exc))
+            return NewItem(filename=filename, blob_key=None, problem=self.formats.problem(exc))
         return NewItem(filename=filename, blob_key=self.blobs.put(data))
 
     def view(self, user_id: int, job_id: str) -> JobView:
         """The user's job with its progress and an estimate of the time left (404 otherwise)."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             repo = JobRepository(session)
             job = repo.get(user_id, job_id)
             if job is None:
@@ -162,7 +189,7 @@ class JobService:
 
     def list_jobs(self, user_id: int, *, offset: int, limit: int) -> tuple[list[JobView], int]:
         """The user's jobs, newest first."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             repo = JobRepository(session)
             jobs, count = repo.list_jobs(user_id, offset=offset, limit=limit)
             views = [JobView(j, p := repo.progress(j.id), _eta(j, p)) for j in jobs]
@@ -172,7 +199,7 @@ class JobService:
         self, user_id: int, job_id: str, *, offset: int, limit: int
     ) -> tuple[list[dict[str, object]], int]:
         """One entry per photo in submission order: its caption, its problem, or its state."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             repo = JobRepository(session)
             job = repo.get(user_id, job_id)
             if job is None:
@@ -192,7 +219,7 @@ class JobService:
 
     def delete(self, user_id: int, job_id: str) -> None:
         """Cancel and remove the job; its photos' files go once no other job uses them."""
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             repo = JobRepository(session)
             keys = repo.delete(user_id, job_id)
             if keys is None:

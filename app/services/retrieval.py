@@ -9,15 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.runtime import Runtime
+from app.core.settings import RegionSettings
+from app.services.embeddings import Embeddings
 from app.services.errors import NotFound, Unavailable
 from app.services.timings import Timings
+from app.services.vectors import VectorStore
 from model.photos import QueryPhoto
 from model.regions import (
     Box,
     DetectorUnavailable,
+    Owlv2Proposer,
     Region,
     crop,
     propose_regions,
@@ -41,15 +44,29 @@ class Match:
 
 
 class RetrievalService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        embeddings: Embeddings,
+        vectors: VectorStore,
+        *,
+        regions: RegionSettings,
+        max_images_per_concept: int,
+        detector: Owlv2Proposer | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.embeddings = embeddings
+        self.vectors = vectors
+        self.regions = regions
+        self.max_images_per_concept = max_images_per_concept
+        self.detector = detector
 
     def clip_min_side(self) -> int:
         """Shorter side a query's working image needs: its smallest grid or centre crop must
         still cover the embedder's input, as a full-resolution crop would."""
-        cfg = self.rt.settings.regions
+        cfg = self.regions
         smallest = max([*cfg.grids, 2 if cfg.center else 1])
-        return self.rt.vectors.input_size * smallest
+        return self.embeddings.input_size * smallest
 
     def retrieve(
         self,
@@ -67,19 +84,19 @@ class RetrievalService:
         photo's full-size coordinates; crops are cut from the working image.
         """
         if session is None:
-            with self.rt.sessions() as own:
+            with self.sessions() as own:
                 return self.retrieve(
                     user_id, query, top_k=top_k, min_score=min_score, timings=timings, session=own
                 )
         repo = ConceptRepository(session)
         regions = self._regions(repo, user_id, query)
         full = (query.width, query.height)
-        vectors = self.rt.vectors.embed([crop(query.pixels, r, full) for r in regions], timings)
+        vectors = self.embeddings.embed([crop(query.pixels, r, full) for r in regions], timings)
         # Enough neighbours per region that top_k distinct concepts survive de-duplication
         # even when every concept has the maximum number of reference images.
-        k = top_k * self.rt.settings.upload.max_images_per_concept
+        k = top_k * self.max_images_per_concept
         version = UserRepository(session).index_version(user_id)
-        hits = self.rt.vectors.search(user_id, vectors, k, timings, version=version)
+        hits = self.vectors.search(user_id, vectors, k, timings, version=version)
         chosen = merge_region_hits(hits, top_k=top_k, min_score=min_score)
         if not chosen:
             return []
@@ -111,7 +128,7 @@ class RetrievalService:
         """Skip-retrieval: exactly these concepts, each shown with its reference image most
         similar to the query. Unknown or foreign ids are a 404, listing them."""
         if session is None:
-            with self.rt.sessions() as own:
+            with self.sessions() as own:
                 return self.named(user_id, concept_ids, query, timings, own)
         unique = list(dict.fromkeys(concept_ids))
         concepts = ConceptRepository(session).get_many(user_id, unique)
@@ -122,7 +139,7 @@ class RetrievalService:
                 f"Concepts {missing} do not exist (or are not yours); see GET /concepts.",
             )
         needs_choice = any(len(c.images) > 1 for c in concepts)
-        query_vec = self.rt.vectors.embed([query.pixels], timings)[0] if needs_choice else None
+        query_vec = self.embeddings.embed([query.pixels], timings)[0] if needs_choice else None
         return [self._best_image(c, query_vec) for c in concepts]
 
     def _best_image(self, concept: Concept, query_vec: np.ndarray | None) -> Match:
@@ -139,12 +156,12 @@ class RetrievalService:
         return Match(concept, best, float("nan"), None)
 
     def _regions(self, repo: ConceptRepository, user_id: int, query: QueryPhoto) -> list[Region]:
-        cfg = self.rt.settings.regions
+        cfg = self.regions
         regions = propose_regions((query.width, query.height), grids=cfg.grids, center=cfg.center)
-        if self.rt.detector is not None:
+        if self.detector is not None:
             categories = repo.categories(user_id)
             try:
-                found = self.rt.detector.propose(query.pixels, categories)
+                found = self.detector.propose(query.pixels, categories)
             except DetectorUnavailable as exc:
                 raise Unavailable(
                     "detector-unavailable",

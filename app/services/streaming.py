@@ -47,7 +47,7 @@ class StreamingCaptionService(CaptionService):
         self, user_id: int, query: QueryPhoto, req: CaptionRequest, timings: Timings, start: float
     ) -> AsyncGenerator[CaptionEvent]:
         """Prepare the prompt (errors raise here), then return the stream of events."""
-        vlm = self.rt.vlm
+        vlm = self.vlm
         if not isinstance(vlm, StreamingVLM):
             raise NotSupported(
                 "streaming-unsupported", "This captioning backend cannot stream; omit stream."
@@ -55,9 +55,9 @@ class StreamingCaptionService(CaptionService):
         # The caption holds one of the user's caption slots until its stream ends: a refusal
         # (429) is an ordinary problem response, before the stream starts.
         held = contextlib.AsyncExitStack()
-        await held.enter_async_context(self.rt.caption_slots.hold(user_id))
+        await held.enter_async_context(self.caption_slots.hold(user_id))
         try:
-            prepared = await self.rt.run(self._prepare, user_id, query, req, timings)
+            prepared = await self.run(self._prepare, user_id, query, req, timings)
         except BaseException:
             await held.aclose()
             raise
@@ -66,7 +66,7 @@ class StreamingCaptionService(CaptionService):
             generation: Generation | None = None
             async with held:
                 try:
-                    async with self.rt.vlm_gate.turn(user_id):
+                    async with self.vlm_gate.turn(user_id):
                         vlm_start = time.perf_counter()
                         stream = vlm.stream(
                             prepared.prompt,
@@ -82,7 +82,7 @@ class StreamingCaptionService(CaptionService):
                                 else:
                                     generation = item
                 except VLMError as exc:
-                    self.rt.metrics.count_vlm_error(exc.kind)
+                    self.metrics.count_vlm_error(exc.kind)
                     yield _vlm_problem(exc, vlm.model_name)
                     return
             if generation is None:
@@ -93,7 +93,7 @@ class StreamingCaptionService(CaptionService):
                 caption=generation.text,
                 used=prepared.used,
                 mentioned=_mentioned(generation.text, prepared.names),
-                model=public_model_name(self.rt.settings),
+                model=public_model_name(self.vlm_settings),
                 timings_ms=timings.ms,
             )
 

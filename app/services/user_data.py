@@ -8,17 +8,16 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.services.errors import Unavailable, not_found
-from store.blobs import BlobError
+from app.services.vectors import VectorStore
+from store.blobs import BlobError, BlobStore
 from store.captions import CaptionRepository
 from store.db import transaction
 from store.gc import record_unreferenced
 from store.repositories import ConceptRepository, UserRepository
-
-if TYPE_CHECKING:
-    from app.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,12 @@ class DeletedUser:
 
 
 class UserDataService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self, sessions: sessionmaker[Session], blobs: BlobStore, vectors: VectorStore
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.vectors = vectors
 
     def delete(self, user_name: str) -> DeletedUser:
         """Delete the user, its keys, concepts, photos, vectors and index files.
@@ -41,7 +44,7 @@ class UserDataService:
         their derivatives go to the grace-period sweep like any other unreferenced blob (another
         user may hold the same bytes; the sweep checks under the blob lock).
         """
-        with transaction(self.rt.sessions) as session:
+        with transaction(self.sessions) as session:
             users = UserRepository(session)
             user = users.by_name(user_name)
             if user is None:
@@ -53,12 +56,12 @@ class UserDataService:
             user_id, name = user.id, user.name
             users.delete(user)
             record_unreferenced(session, keys)
-        self.rt.vectors.forget(user_id)
+        self.vectors.forget(user_id)
         return DeletedUser(name=name, concepts=usage.concepts, photos=usage.photos)
 
     def export(self, user_name: str) -> bytes:
         """A zip: ``concepts.json`` (names, info, categories, photo list) and ``photos/``."""
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             user = UserRepository(session).by_name(user_name)
             if user is None:
                 raise not_found(f"User {user_name!r}")
@@ -105,7 +108,7 @@ class UserDataService:
 
     def _blob(self, key: str) -> bytes:
         try:
-            return self.rt.blobs.get(key)
+            return self.blobs.get(key)
         except BlobError as exc:
             log.error("export failed: %s", exc)
             raise Unavailable(

@@ -1,4 +1,4 @@
-"""Embeddings and the per-user FAISS index, glued to the database that owns the vectors."""
+"""The per-user FAISS index, glued to the database that owns the vectors."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.metrics import Metrics
-from app.core.settings import EmbedderSettings, IndexSettings
+from app.core.settings import IndexSettings
+from app.services.embeddings import Embeddings
 from app.services.errors import DomainError, Unavailable
 from app.services.timings import Timings
-from model.embedder import ClipEmbedder, EmbedderUnavailable
 from store.index import ConceptIndex, Hit, IndexEmbedderMismatch, UserVectors
 from store.repositories import ConceptRepository, UserRepository, decode_embedding
 from store.vector_table import configure_faiss
@@ -24,19 +23,18 @@ log = logging.getLogger(__name__)
 
 
 class VectorStore:
-    """Owns the CLIP embedder and the FAISS index; turns their failures into domain errors."""
+    """The per-user FAISS indexes, kept in step with the database; their failures become
+    domain errors. ``embeddings`` only names the vectors (model id and width)."""
 
     def __init__(
         self,
-        settings: EmbedderSettings,
+        embeddings: Embeddings,
         index_dir: Path,
         sessions: sessionmaker[Session],
         metrics: Metrics,
         index_settings: IndexSettings | None = None,
     ) -> None:
-        self.embedder = ClipEmbedder(
-            settings.model, settings.pretrained, settings.device, settings.batch_size
-        )
+        self._embeddings = embeddings
         self._index_dir = index_dir
         self._index_settings = index_settings or IndexSettings()
         self._sessions = sessions
@@ -44,41 +42,13 @@ class VectorStore:
         self._index: ConceptIndex | None = None
         self._lock = threading.Lock()
 
-    # -- embedding --------------------------------------------------------------------------
-
-    @property
-    def embedder_id(self) -> str:
-        try:
-            return self.embedder.model_id
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
-
-    @property
-    def input_size(self) -> int:
-        """Side of the embedder's square input image."""
-        try:
-            return self.embedder.input_size
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
-
-    def embed(self, images: Sequence[Image.Image], timings: Timings | None = None) -> np.ndarray:
-        """L2-normalised vectors for ``images`` (one batched forward), or :class:`Unavailable`."""
-        try:
-            with (timings or Timings(self._metrics)).stage("embed"):
-                return self.embedder.embed(images)
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
-
     # -- index ------------------------------------------------------------------------------
 
     def index(self) -> ConceptIndex:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    try:
-                        model_id, dim = self.embedder.model_id, self.embedder.dim
-                    except EmbedderUnavailable as exc:
-                        raise embedder_problem(exc) from exc
+                    model_id, dim = self._embeddings.embedder_id, self._embeddings.dim
                     configure_faiss(dim=dim)
                     self._index = ConceptIndex(
                         self._index_dir,
@@ -175,7 +145,7 @@ class VectorStore:
             version = UserRepository(session).index_version(user_id)
             rows = ConceptRepository(session).vectors_of_user(user_id)
             image_ids, concept_ids, vectors = [], [], []
-            embedder_id = self.embedder_id
+            embedder_id = self._embeddings.embedder_id
             stale = 0
             for row in rows:
                 vec = decode_embedding(row)
@@ -190,7 +160,7 @@ class VectorStore:
                 f"{stale} of user {user_id}'s images were embedded by another model than "
                 f"{embedder_id}; run `repic reindex`."
             )
-        dim = self.embedder.dim
+        dim = self._embeddings.dim
         return UserVectors(
             version=version,
             embedder_id=embedder_id,
@@ -198,11 +168,3 @@ class VectorStore:
             concept_ids=np.asarray(concept_ids, dtype=np.int64),
             vectors=np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dim),
         )
-
-
-def embedder_problem(exc: EmbedderUnavailable) -> Unavailable:
-    return Unavailable(
-        "embedder-unavailable",
-        f"The image embedder is not available, so nothing was stored: {exc}",
-        retry_after_s=60,
-    )

@@ -10,10 +10,10 @@ import random
 import time
 from threading import Barrier
 
+from app.core import wiring
 from app.core.blob_gc import sweep_blobs
 from app.core.runtime import build_runtime
 from app.core.settings import Settings
-from app.services.concepts import ConceptService
 from model.images import normalize_image
 from tests.helpers import images
 
@@ -28,7 +28,7 @@ def uploader(settings: Settings, user_id: int, rounds: int, barrier: Barrier) ->
     """Each round: upload the round's photo as a new concept while the other side deletes it.
     Returns the ids of the concepts created (every one must keep its photo)."""
     runtime = build_runtime(settings)
-    service = ConceptService(runtime)
+    service = wiring.concepts(runtime)
     rng = random.Random(1)
     created = []
     for r in range(rounds):
@@ -46,7 +46,7 @@ def deleter(settings: Settings, user_id: int, rounds: int, barrier: Barrier) -> 
     """Each round: hold the photo in a concept, then delete it and sweep with no grace period
     at a random moment of the other side's upload. Returns how many blobs the sweeps deleted."""
     runtime = build_runtime(settings)
-    service = ConceptService(runtime)
+    service = wiring.concepts(runtime)
     rng = random.Random(2)
     deleted = 0
     for r in range(rounds):

@@ -1,0 +1,63 @@
+"""The CLIP embedder as the services use it: timed, its failures turned into domain errors.
+
+The model itself (:class:`model.embedder.ClipEmbedder`) belongs to the runtime, next to the other
+models; the vector store only needs its identity (which model made a vector, and its width).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from app.core.metrics import Metrics
+from app.services.errors import Unavailable
+from app.services.timings import Timings
+from model.embedder import ClipEmbedder, EmbedderUnavailable
+
+
+class Embeddings:
+    def __init__(self, embedder: ClipEmbedder, metrics: Metrics) -> None:
+        self.embedder = embedder
+        self._metrics = metrics
+
+    @property
+    def embedder_id(self) -> str:
+        """The id stored with every vector this embedder makes."""
+        try:
+            return self.embedder.model_id
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors."""
+        try:
+            return self.embedder.dim
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    @property
+    def input_size(self) -> int:
+        """Side of the embedder's square input image."""
+        try:
+            return self.embedder.input_size
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+    def embed(self, images: Sequence[Image.Image], timings: Timings | None = None) -> np.ndarray:
+        """L2-normalised vectors for ``images`` (one batched forward), or :class:`Unavailable`."""
+        try:
+            with (timings or Timings(self._metrics)).stage("embed"):
+                return self.embedder.embed(images)
+        except EmbedderUnavailable as exc:
+            raise embedder_problem(exc) from exc
+
+
+def embedder_problem(exc: EmbedderUnavailable) -> Unavailable:
+    return Unavailable(
+        "embedder-unavailable",
+        f"The image embedder is not available, so nothing was stored: {exc}",
+        retry_after_s=60,
+    )
