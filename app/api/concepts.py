@@ -31,6 +31,7 @@ from app.http.deps import ConceptServiceDep, CurrentUser, RuntimeDep
 from app.http.problems import ProblemError, problem_responses
 from app.http.uploads import read_upload, single_valued
 from app.services.concepts import StoredImage
+from app.services.inputs import ConceptPatch
 from app.services.intake import normalize_uploads
 from model.images import NormalizedImage
 
@@ -142,7 +143,8 @@ async def update_concept(
 
     Omitted fields stay as they are; `null` clears a field (`info` becomes empty, `category`
     none); `name` cannot be cleared."""
-    concept = await runtime.run(concepts.update, user.id, concept_id, patch)
+    changes = ConceptPatch(patch.model_dump(exclude_unset=True))
+    concept = await runtime.run(concepts.update, user.id, concept_id, changes)
     return ConceptPublic.model_validate(concept)
 
 

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from app.api.schemas import ComponentReadiness, Health, Readiness
-from app.core.readiness import index_readiness
+from app.core.readiness import ComponentStatus, index_readiness
 from app.core.runtime import Runtime
 from app.http.deps import RuntimeDep, bearer
 from app.http.problems import ProblemError, problem_responses
@@ -39,9 +39,9 @@ async def readyz(runtime: RuntimeDep, credentials: Credentials) -> JSONResponse:
         "disk": await runtime.run(_disk_ready, runtime),
     }
     for name, check in runtime.readiness_checks.items():
-        components[name] = await check()
+        components[name] = _public(await check())
     if components["database"].ready and components.get("embedder", _READY).ready:
-        components["index"] = await runtime.run(index_readiness, runtime)
+        components["index"] = _public(await runtime.run(index_readiness, runtime))
     body = Readiness(ready=all(c.ready for c in components.values()), components=components)
     if not _bearer_is(credentials, runtime.settings.admin_token):
         body = Readiness(
@@ -80,6 +80,10 @@ async def metrics(runtime: RuntimeDep, credentials: Credentials) -> Response:
 
 
 _READY = ComponentReadiness(ready=True, detail="")
+
+
+def _public(status: ComponentStatus) -> ComponentReadiness:
+    return ComponentReadiness(ready=status.ready, detail=status.detail)
 
 
 def _bearer_is(credentials: HTTPAuthorizationCredentials | None, secret: SecretStr) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
@@ -19,6 +20,7 @@ from app.api.history_schemas import (
 from app.api.schemas import ID_MAX
 from app.http.deps import CurrentUser, HistoryServiceDep, RuntimeDep
 from app.http.problems import problem_responses
+from app.services.inputs import Correction
 
 router = APIRouter(prefix="/captions", tags=["captions"])
 
@@ -125,7 +127,7 @@ async def give_caption_feedback(
     """Correct a kept caption: the concepts really present, the ones wrongly named, the
     caption as it should read (it must name the present ones), a rating. Replaces an earlier
     correction."""
-    row = await runtime.run(history.feedback, user.id, caption_id, body)
+    row = await runtime.run(history.feedback, user.id, caption_id, Correction(**body.model_dump()))
     return record_public(row)
 
 
@@ -145,4 +147,5 @@ async def teach_from_caption(
     """Add the kept photo, or the `box` crop of it, to a concept's reference photos: retrieval
     finds the concept in such photos at once (same intake and quotas as
     `POST /concepts/{id}/images`)."""
-    return await runtime.run(history.teach, user.id, caption_id, body.concept_id, body.box)
+    taught = await runtime.run(history.teach, user.id, caption_id, body.concept_id, body.box)
+    return TaughtPublic(**asdict(taught))

@@ -60,6 +60,7 @@ def feedback(
     from app.api.history_schemas import FeedbackCreate, record_public
     from app.core import wiring
     from app.services.errors import DomainError
+    from app.services.inputs import Correction
 
     runtime = _runtime()
     owner = _user_id(runtime, user)
@@ -70,7 +71,7 @@ def feedback(
             caption=caption,
             rating=rating,
         )
-        row = wiring.history(runtime).feedback(owner, caption_id, body)
+        row = wiring.history(runtime).feedback(owner, caption_id, Correction(**body.model_dump()))
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc

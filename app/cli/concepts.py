@@ -125,6 +125,7 @@ def _import_one(
     from app.api.schemas import ConceptUpdate
     from app.core.names import InvalidName, name_key, normalize_name
     from app.services.errors import DomainError
+    from app.services.inputs import ConceptPatch
     from store.repositories import ConceptRepository
 
     if not read:
@@ -153,7 +154,8 @@ def _import_one(
         if concept.display_name is not None:
             patch["display_name"] = concept.display_name
         if any(getattr(existing, field) != value for field, value in patch.items()):
-            service.update(owner, existing.id, ConceptUpdate(**patch))
+            checked = ConceptUpdate(**patch).model_dump(exclude_unset=True)
+            service.update(owner, existing.id, ConceptPatch(checked))
             changes.append("text updated")
         fresh = [p for raw, p in read if raw not in known and p.sha256 not in known]
         if fresh:

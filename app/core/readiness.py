@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from app.api.schemas import ComponentReadiness
 from app.core.runtime import Runtime
 from model.embedder import EmbedderUnavailable
 from model.lifecycle import ManagedModel, ModelUnavailable
@@ -14,13 +14,21 @@ from store.repositories import ConceptRepository
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ComponentStatus:
+    """Whether one dependency can serve, and why not (`GET /readyz` shows it to admins)."""
+
+    ready: bool
+    detail: str
+
+
 def model_readiness_checks(
     runtime: Runtime,
-) -> dict[str, Callable[[], Awaitable[ComponentReadiness]]]:
+) -> dict[str, Callable[[], Awaitable[ComponentStatus]]]:
     """One check per model of the runtime (looked up at each probe, so a swapped model counts)."""
 
-    def check(name: str) -> Callable[[], Awaitable[ComponentReadiness]]:
-        async def ready() -> ComponentReadiness:
+    def check(name: str) -> Callable[[], Awaitable[ComponentStatus]]:
+        async def ready() -> ComponentStatus:
             model = runtime.models()[name]
             # Without preloading, a model that is cheap to load is loaded here, so that a missing
             # checkpoint is reported, not hidden behind "loads on first use" (a failure is
@@ -30,9 +38,9 @@ def model_readiness_checks(
                 try:
                     await model.aload()
                 except ModelUnavailable as exc:
-                    return ComponentReadiness(ready=False, detail=str(exc))
+                    return ComponentStatus(ready=False, detail=str(exc))
             state = await model.areadiness()
-            return ComponentReadiness(ready=state.ready, detail=state.detail)
+            return ComponentStatus(ready=state.ready, detail=state.detail)
 
         return ready
 
@@ -54,21 +62,21 @@ async def _preload(name: str, model: ManagedModel) -> None:
     log.info("%s loaded: %s", name, (await model.areadiness()).detail)
 
 
-def index_readiness(runtime: Runtime) -> ComponentReadiness:
+def index_readiness(runtime: Runtime) -> ComponentStatus:
     """Whether every stored vector is from the configured embedder (else `repic reindex`)."""
     try:
         embedder_id = runtime.embedder.model_id
     except EmbedderUnavailable as exc:
-        return ComponentReadiness(ready=False, detail=str(exc)[:300])
+        return ComponentStatus(ready=False, detail=str(exc)[:300])
     try:
         with runtime.sessions() as session:
             stale = ConceptRepository(session).images_needing_embedding(embedder_id, limit=1)
     except Exception as exc:
-        return ComponentReadiness(ready=False, detail=f"{exc.__class__.__name__}"[:300])
+        return ComponentStatus(ready=False, detail=f"{exc.__class__.__name__}"[:300])
     if stale:
-        return ComponentReadiness(
+        return ComponentStatus(
             ready=False,
             detail=f"reindex required: images embedded by another model than {embedder_id}; "
             "run `repic reindex` (until then retrieval answers 503)",
         )
-    return ComponentReadiness(ready=True, detail=f"every vector is from {embedder_id}")
+    return ComponentStatus(ready=True, detail=f"every vector is from {embedder_id}")

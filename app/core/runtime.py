@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -14,7 +14,6 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.schemas import ComponentReadiness
 from app.core.metrics import Metrics
 from app.core.quotas import CaptionSlots, FairGate, RateLimiter
 from app.core.settings import Settings, StorageSettings, VLMSettings
@@ -27,6 +26,9 @@ from model.regions import Owlv2Proposer
 from model.vlm.base import VLMBackend
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from app.core.readiness import ComponentStatus
 
 T = TypeVar("T")
 
@@ -44,7 +46,7 @@ class Runtime:
     vlm: VLMBackend
     metrics: Metrics
     detector: Owlv2Proposer | None = None
-    readiness_checks: dict[str, Callable[[], Awaitable[ComponentReadiness]]] = field(
+    readiness_checks: dict[str, Callable[[], Awaitable[ComponentStatus]]] = field(
         default_factory=dict
     )
     limiter: anyio.CapacityLimiter = field(init=False)

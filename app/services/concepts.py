@@ -20,12 +20,12 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.schemas import ConceptUpdate
 from app.core.names import InvalidName, name_key, normalize_name
 from app.core.settings import QuotaSettings, UploadSettings
 from app.services.capacity import DiskReserve, check_quota, storage_problem
 from app.services.embeddings import Embeddings
 from app.services.errors import Conflict, InvalidInput, not_found
+from app.services.inputs import ConceptPatch
 from app.services.vectors import VectorStore
 from model.images import NormalizedImage
 from model.photos import make_derivatives
@@ -145,27 +145,31 @@ class ConceptService:
         except IntegrityError as exc:
             raise _name_taken(clean) from exc
 
-    def update(self, user_id: int, concept_id: int, patch: ConceptUpdate) -> Concept:
+    def update(self, user_id: int, concept_id: int, patch: ConceptPatch) -> Concept:
         try:
             with transaction(self.sessions) as session:
                 repo = ConceptRepository(session)
                 concept = self._owned(repo, user_id, concept_id)
-                if patch.name is not None:
-                    clean = _valid_name(patch.name)
+                changes = patch.changes
+                new_name = changes.get("name")
+                if new_name is not None:
+                    clean = _valid_name(new_name)
                     other = repo.by_name_key(user_id, name_key(clean))
                     if other is not None and other.id != concept.id:
                         raise _name_taken(clean)
                     concept.name, concept.name_key = clean, name_key(clean)
-                if "display_name" in patch.model_fields_set:
-                    concept.display_name = _valid_display_name(patch.display_name, concept.name)
-                if "info" in patch.model_fields_set:
-                    concept.info = patch.info or ""
-                if "category" in patch.model_fields_set:
-                    concept.category = patch.category or None
+                if "display_name" in changes:
+                    concept.display_name = _valid_display_name(
+                        changes["display_name"], concept.name
+                    )
+                if "info" in changes:
+                    concept.info = changes["info"] or ""
+                if "category" in changes:
+                    concept.category = changes["category"] or None
                 session.flush()
                 return concept
         except IntegrityError as exc:
-            raise _name_taken(patch.name or "") from exc
+            raise _name_taken(patch.changes.get("name") or "") from exc
 
     def delete(self, user_id: int, concept_id: int) -> None:
         with transaction(self.sessions) as session:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.history_schemas import FeedbackCreate, TaughtPublic
 from app.core.settings import QuotaSettings, UploadSettings
 from app.services.capacity import check_quota, storage_problem
 from app.services.captioning import CaptionRequest, CaptionResult, _mentioned
 from app.services.concepts import ConceptService, StoredImage
 from app.services.errors import InvalidInput, not_found
+from app.services.inputs import Correction, Taught
 from app.services.intake import normalize_uploads
 from model.images import NormalizedImage, encode_rgb
 from store.blobs import BlobError, BlobStore
@@ -192,7 +192,7 @@ class HistoryService:
 
     # -- corrections -------------------------------------------------------------------------
 
-    def feedback(self, user_id: int, record_id: int, body: FeedbackCreate) -> KeptCaption:
+    def feedback(self, user_id: int, record_id: int, body: Correction) -> KeptCaption:
         """Validate and store a correction (it replaces an earlier one)."""
         present, wrong = body.present or [], body.wrong or []
         with transaction(self.sessions) as session:
@@ -237,7 +237,7 @@ class HistoryService:
 
     def teach(
         self, user_id: int, record_id: int, concept_id: int, box: Sequence[int] | None
-    ) -> TaughtPublic:
+    ) -> Taught:
         """Add the kept photo (or the ``box`` crop of it) to the concept's reference photos."""
         with self.sessions() as session:
             row = self._owned(CaptionRepository(session), user_id, record_id)
@@ -265,13 +265,13 @@ class HistoryService:
         )
         concept = self.concepts.add_images(user_id, concept_id, images)
         image_id = next((i.id for i in concept.images if i.sha256 == images[0].sha256), None)
-        taught = TaughtPublic(
+        taught = Taught(
             concept_id=concept_id, image_id=image_id, box=None if box is None else list(box)
         )
         with transaction(self.sessions) as session:
             kept = CaptionRepository(session).get(user_id, record_id)
             if kept is not None:  # deleted meanwhile: the photo is taught all the same
-                kept.taught = dump_json([*load_json(kept.taught), taught.model_dump()])
+                kept.taught = dump_json([*load_json(kept.taught), asdict(taught)])
         return taught
 
     @staticmethod
