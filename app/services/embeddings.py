@@ -6,7 +6,8 @@ models; the vector store only needs its identity (which model made a vector, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -25,34 +26,33 @@ class Embeddings:
     @property
     def embedder_id(self) -> str:
         """The id stored with every vector this embedder makes."""
-        try:
+        with _as_domain_error():
             return self.embedder.model_id
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
 
     @property
     def dim(self) -> int:
         """Width of the vectors."""
-        try:
+        with _as_domain_error():
             return self.embedder.dim
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
 
     @property
     def input_size(self) -> int:
         """Side of the embedder's square input image."""
-        try:
+        with _as_domain_error():
             return self.embedder.input_size
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
 
     def embed(self, images: Sequence[Image.Image], timings: Timings | None = None) -> np.ndarray:
         """L2-normalised vectors for ``images`` (one batched forward), or :class:`Unavailable`."""
-        try:
-            with (timings or Timings(self._metrics)).stage("embed"):
-                return self.embedder.embed(images)
-        except EmbedderUnavailable as exc:
-            raise embedder_problem(exc) from exc
+        with _as_domain_error(), (timings or Timings(self._metrics)).stage("embed"):
+            return self.embedder.embed(images)
+
+
+@contextmanager
+def _as_domain_error() -> Iterator[None]:
+    try:
+        yield
+    except EmbedderUnavailable as exc:
+        raise embedder_problem(exc) from exc
 
 
 def embedder_problem(exc: EmbedderUnavailable) -> Unavailable:
