@@ -112,7 +112,8 @@ typecheck: $(STAMP)
 # one worker, every vLLM test on one: tests/conftest.py); on a 24 GiB machine that run was
 # killed by the kernel's OOM killer when several CPU vLLM servers (about 4 GiB each) overlapped.
 PYTEST_WORKERS ?= 0
-PYTEST := HF_HUB_OFFLINE=1 REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
+PYTEST := HF_HUB_OFFLINE=1 REPIC_TEST_REQUIRE_POSTGRES=1 \
+	REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
 	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup
 
 pytest: $(STAMP) postgres vllm-env sdk-tools $(UI)

@@ -33,12 +33,17 @@ pytest_plugins = [
 
 
 def postgres_base_url() -> str:
+    """The test cluster's URL. Without one, a plain local `pytest` skips the PostgreSQL cases;
+    under `make test` (REPIC_TEST_REQUIRE_POSTGRES=1) a missing URL fails them instead."""
     url = os.environ.get("REPIC_TEST_POSTGRES_URL")
     if not url:
-        pytest.fail(
-            "REPIC_TEST_POSTGRES_URL is not set: run the suite with `make test`, which starts "
-            "PostgreSQL (tests/pg/start.sh) and sets it."
+        hint = (
+            "REPIC_TEST_POSTGRES_URL is not set: run the suite with `make test` (or `make "
+            "test-fast`), which starts PostgreSQL (tests/pg/start.sh) and sets it."
         )
+        if os.environ.get("REPIC_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(hint)
+        pytest.skip(hint)
     return url
 
 
@@ -162,6 +167,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     module-scoped servers start once), and every test that runs a vLLM server shares one worker,
     so the servers (about 4 GiB each) never overlap across workers.
 
+    The tests marked ``stops_vllm`` run after all others (they stop a session's vLLM server).
+
     The S3 runs of ``also_on_s3`` modules use SQLite alone: the blob store is independent of the
     database, and tests/test_replicas.py covers PostgreSQL with S3."""
     kept, dropped = [], []
@@ -178,3 +185,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    # Tests that stop a session's vLLM server come last, in their given order (a stable sort).
+    items.sort(key=_stop_order)
+
+
+def _stop_order(item: pytest.Item) -> tuple[int, int]:
+    marker = item.get_closest_marker("stops_vllm")
+    return (0, 0) if marker is None else (1, int(marker.kwargs.get("order", 0)))

@@ -7,7 +7,6 @@ SQLite only: the database paths are covered elsewhere, and every vLLM start cost
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from model.vlm.openai_backend import OpenAIBackend
 from tests.helpers import images
 from tests.helpers.api import UserClient, assert_problem, caption, create
 from tests.helpers.qwen import demos, solid_image
-from tests.helpers.vllm import VLLMServer, start_vllm_server
+from tests.helpers.vllm import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
@@ -71,18 +70,11 @@ async def test_caption_with_two_retrieved_concepts(
     assert body["timings_ms"]["vlm"] > 0
 
 
+@pytest.mark.stops_vllm(order=2)
 class TestWhenTheServerStops:
-    """One server of this class's own (every vLLM start costs about a minute), stopped while a
-    long request is in flight: the backend reports it unavailable, and so does the service."""
-
-    @pytest.fixture
-    def vlm_server(self, tiny_qwen_dir: Path, tmp_path: Path) -> Iterator[VLLMServer]:
-        """A server of this test's own, so stopping it leaves the session's running."""
-        server = start_vllm_server(tiny_qwen_dir, tmp_path / "vllm")
-        try:
-            yield server
-        finally:
-            server.stop()
+    """The session's server (every vLLM start costs about a minute), stopped while a long request
+    is in flight: the backend reports it unavailable, and so does the service. The marker makes
+    this the last test of the session to use that server."""
 
     @pytest.mark.slow
     async def test_in_flight_and_later_requests_are_unavailable_and_store_nothing(

@@ -5,8 +5,8 @@ The service sends an opaque per-user key (a digest, never the user name) in ``X-
 ``X-Session-ID``; the router hashes it, so one user's demonstrations meet one replica's prefix
 cache. Which backend served a request is read from each server's own request counter.
 
-`make test` runs the router in front of the session's server; the two-backend fleet costs a
-second vLLM start (about a minute on two cores) and is opt-in: `pytest -m fleet`.
+The router runs in front of the session's server, then in front of two backends (marker `fleet`:
+a second vLLM start, about a minute on two cores; `make test` runs it, `make test-fast` not).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from store.repositories import UserRepository
 from tests.helpers import images
 from tests.helpers.api import UserClient, caption, new_user
 from tests.helpers.server import free_port, start_process, wait_until_answers
-from tests.helpers.vllm import VLLMServer, start_vllm_server
+from tests.helpers.vllm import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
@@ -155,21 +154,11 @@ async def test_captions_go_through_the_router_keyed_by_an_opaque_user_digest(
 
 
 @pytest.mark.fleet
+@pytest.mark.stops_vllm(order=1)
 class TestTwoBackends:
     @pytest.fixture
-    def fleet(
-        self,
-        vllm_server: VLLMServer,
-        tiny_qwen_dir: Path,
-        tmp_path: Path,
-    ) -> Iterator[list[VLLMServer]]:
-        started = time.monotonic()
-        second = start_vllm_server(tiny_qwen_dir, tmp_path / "vllm-2")
-        print(f"\nsecond CPU vLLM server started in {time.monotonic() - started:.0f} s")
-        try:
-            yield [vllm_server, second]
-        finally:
-            second.stop()
+    def fleet(self, vllm_server: VLLMServer, second_vllm_server: VLLMServer) -> list[VLLMServer]:
+        return [vllm_server, second_vllm_server]
 
     async def test_one_user_one_backend_both_serve_and_one_stopped_is_survived(
         self, anon: httpx.AsyncClient, router: Router, fleet: list[VLLMServer]

@@ -3,9 +3,12 @@
 The server runs from ``.venv-vllm`` (built by ``tests/vllm_cpu/install.sh``, which ``make test``
 calls) and starts in about a minute, so one instance serves the whole session
 (:func:`vllm_server`), with the tiny LoRA adapter :data:`LORA_ADAPTER_NAME` served beside the base
-model (``--enable-lora``); tests that must stop a server start their own with
-:func:`start_vllm_server`. The fixtures are a pytest plugin (tests/conftest.py): use them by
-name, never import them into a test module (each import would start another server).
+model (``--enable-lora``), and a second one (:func:`second_vllm_server`) joins it for the router's
+fleet. Tests that stop a session's server are marked ``stops_vllm``: tests/conftest.py runs them
+after every other test. :func:`start_vllm_server` starts a server of a test's own.
+
+The fixtures are a pytest plugin (tests/conftest.py): use them by name, never import them into a
+test module (each import would start another server).
 """
 
 from __future__ import annotations
@@ -224,6 +227,19 @@ def vllm_server(
     server = start_vllm_server(
         tiny_qwen_dir, tmp_path_factory.mktemp("vllm"), lora_flags(tiny_lora_dir)
     )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def second_vllm_server(
+    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VLLMServer]:
+    """A second server of the session (the base model only), started on first use: for the
+    router's two-backend fleet, which stops it at the end (marker ``stops_vllm``)."""
+    server = start_vllm_server(tiny_qwen_dir, tmp_path_factory.mktemp("vllm-second"))
     try:
         yield server
     finally:
