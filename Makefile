@@ -108,10 +108,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app model store migrations training evaluation
 
-# One pytest process by default. PYTEST_WORKERS=2 runs two xdist workers (a module stays on
-# one worker, every vLLM test on one: tests/conftest.py); on a 24 GiB machine that run was
-# killed by the kernel's OOM killer when several CPU vLLM servers (about 4 GiB each) overlapped.
-PYTEST_WORKERS ?= 0
+# Two xdist workers: a module stays on one worker, and every vLLM test on one (tests/conftest.py),
+# so at most two CPU vLLM servers (about 4 GiB each) run at once. On 2 cores the suite finishes
+# sooner than in one process, as many tests wait on servers they started. PYTEST_WORKERS=0 runs
+# it in one process.
+PYTEST_WORKERS ?= 2
 PYTEST := HF_HUB_OFFLINE=1 REPIC_TEST_REQUIRE_POSTGRES=1 \
 	REPIC_TEST_POSTGRES_URL=$$(tests/pg/start.sh --print-url) \
 	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup

@@ -3,10 +3,12 @@ clients with API keys. PostgreSQL comes from `make test` (REPIC_TEST_POSTGRES_UR
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -163,11 +165,8 @@ async def bob(anon: httpx.AsyncClient) -> AsyncIterator[UserClient]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for `pytest -n N --dist loadgroup`: a module's tests stay on one worker (its
-    module-scoped servers start once), and every test that runs a vLLM server shares one worker,
-    so the servers (about 4 GiB each) never overlap across workers.
-
-    The tests marked ``stops_vllm`` run after all others (they stop a session's vLLM server).
+    """Deselect the S3 runs on PostgreSQL, and run the tests marked ``stops_vllm`` last (they
+    stop a session's vLLM server), in their given order.
 
     The S3 runs of ``also_on_s3`` modules use SQLite alone: the blob store is independent of the
     database, and tests/test_replicas.py covers PostgreSQL with S3."""
@@ -176,17 +175,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(getattr(item, "callspec", None), "params", {})
         if params.get("blob_store") == "s3" and params.get("database_url") == "postgres":
             dropped.append(item)
-            continue
-        kept.append(item)
-        fixtures = getattr(item, "fixturenames", ())
-        uses_vllm = "vllm_server" in fixtures or item.get_closest_marker("vllm") is not None
-        group = "vllm" if uses_vllm else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        else:
+            kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    # Tests that stop a session's vLLM server come last, in their given order (a stable sort).
-    items.sort(key=_stop_order)
+    items.sort(key=_stop_order)  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n N --dist loadgroup` (what `make test` runs): a module's tests stay on one
+    worker (its module-scoped servers start once), and every module that uses vLLM shares one
+    worker, so its session servers (about 4 GiB each) start once and never overlap with another
+    worker's. xdist's own loadgroup cannot do this under pytest 9: it tags each test's node id
+    with its group, which pytest 9 no longer lets a plugin change. The controller does not
+    collect, so it tells a vLLM module by its source (the ``vllm`` marker or the server fixture).
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrVLLMScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "vllm" if _uses_vllm(module) else module
+
+    return ModuleOrVLLMScheduling(config, log)
+
+
+@functools.cache
+def _uses_vllm(module: str) -> bool:
+    source = (Path(__file__).resolve().parent.parent / module).read_text(encoding="utf-8")
+    return "pytest.mark.vllm" in source or "vllm_server" in source
 
 
 def _stop_order(item: pytest.Item) -> tuple[int, int]:
