@@ -315,12 +315,14 @@ def main() -> None:
             "The query's floor (`bench/floor.py`: one decode in draft mode with the EXIF "
             "transpose, one resize, one JPEG encode of the VLM image, the crops from the small "
             f"image; one thread), in the benchmark's process before the servers start: "
-            f"{steps['floor']:.2f} ms CPU (p50); with the crops' CLIP preprocessing and "
-            f"forward, {steps['floor with CLIP']:.2f} ms.",
+            f"{steps['floor']:.2f} ms CPU (p50); with the CLIP image, the crops' CLIP "
+            f"preprocessing and forward, {steps['floor with CLIP']:.2f} ms.",
             "Where one caption's service CPU goes: each step alone, timed in the benchmark's "
             "process on one thread (the photo steps before the servers start; the SQL against "
             "the service's database and the VLM client against the same vLLM after the levels), "
-            "and the rest of the measured service CPU per caption:",
+            "and the rest of the measured service CPU per caption. Steps alone run faster than "
+            "inside the service process sharing the cores with vLLM, so the rest is an upper "
+            "bound of the request machinery's share:",
             breakdown(steps, parts, service),
         ]
     )
