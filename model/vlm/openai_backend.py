@@ -334,8 +334,16 @@ class OpenAIBackend:
         try:
             completion = json.loads(response.content)
             choices = completion["choices"]
+            if not isinstance(choices, list):
+                raise TypeError(f"choices is {type(choices).__name__}, not a list")
             model = str(completion.get("model") or self.model_name)
             usage = completion.get("usage") or {}
+            first = choices[0] if choices else {}
+            finish, text = first.get("finish_reason"), (first.get("message") or {}).get("content")
+            prompt_tokens, completion_tokens = (
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+            )
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise VLMUnavailable(
                 f"vLLM at {self._base_url} answered HTTP {response.status_code} without a chat "
@@ -343,19 +351,18 @@ class OpenAIBackend:
             ) from exc
         if not choices:
             raise VLMBadRequest(f"{self.model_name} answered without a choice")
-        choice = choices[0]
         # vLLM's own finish reason (not an OpenAI one): the server cut the generation short,
         # as it does for requests in flight when it shuts down. The text is a fragment.
-        if choice.get("finish_reason") == "abort":
+        if finish == "abort":
             raise VLMUnavailable(
                 f"vLLM at {self._base_url} aborted the generation (it is shutting down or "
                 "restarting); try again."
             )
         return Generation(
-            text=(choice.get("message") or {}).get("content") or "",
+            text=text if isinstance(text, str) else "",
             model=model,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
+            completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
         )
 
     def _status_error(self, status: int, message: str) -> VLMError:
