@@ -15,6 +15,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,17 +23,22 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from tests.vllm_fixtures import MAX_PIXELS, VLLMServer, start_vllm_server
 
 from bench.caption import drive
 from bench.caption_report import Run
-from bench.floor import photo_floor
+from bench.floor import FloorSteps, floor_steps
 from bench.markdown import cpu_model, write_section
 from bench.servers import ApiServer, group_cpu_s, start_api
 from model.embedder import ClipEmbedder
+from model.photos import prepare_query
+from model.prompt import Demo, build_repic_messages
 from model.tiny.clip import build_tiny_clip
 from model.tiny.qwen import build_tiny_qwen25vl
-from tests.test_photos import photo
+from model.vlm.openai_backend import OpenAIBackend
+from store.db import make_engine, make_session_factory
+from store.repositories import ConceptRepository, UserRepository
+from tests.helpers.images import photo
+from tests.helpers.vllm import MAX_PIXELS, VLLMServer, start_vllm_server
 
 QUERY_SIZE = (640, 480)  # 0.3 MP
 REFERENCE_SIZE = (4032, 3024)  # 12 MP
@@ -92,13 +98,14 @@ def _overheads(run: Run) -> np.ndarray:
 
 
 async def measure(
-    api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int], ...], floor_cpu: float
-) -> str:
+    api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int], ...], floors: dict[str, float]
+) -> tuple[str, float]:
+    """The levels' table, and the median service CPU per request at concurrency 1."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
         c = Client(api, http)
         await c.setup()
-        rows = []
+        rows, c1_cpu = [], []
         for n in range(PASSES):
             c1 = 0.0
             for concurrency, requests in levels:
@@ -106,16 +113,19 @@ async def measure(
                 over = _overheads(run)
                 p50 = float(np.median(over))
                 c1 = p50 if concurrency == 1 else c1
+                if concurrency == 1:
+                    c1_cpu.append(api_cpu)
                 rows.append(
                     [
                         str(n + 1),
                         str(concurrency),
                         str(requests),
                         f"{api_cpu:.1f}",
-                        f"{api_cpu / floor_cpu:.2f}x",
+                        f"{api_cpu / floors['floor']:.2f}x",
+                        f"{api_cpu / floors['floor with CLIP']:.2f}x",
                         f"{vllm_cpu:.1f}",
                         f"{p50:.1f} / {np.percentile(over, 99):.1f}",
-                        f"{p50 / c1:.2f}x",
+                        f"**{p50 / c1:.2f}x**",
                         f"{np.median(run.latencies_ms):.0f}",
                     ]
                 )
@@ -126,34 +136,143 @@ async def measure(
         "requests",
         "service CPU ms/req",
         "/ floor CPU",
+        "/ floor with CLIP CPU",
         "vLLM CPU ms/req",
         "overhead = total - vlm, p50 / p99 ms",
         "p50 overhead / concurrency-1 p50 of the pass",
         "client latency p50 ms",
     ]
+    return _table(headers, rows), float(np.median(c1_cpu))
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def floor_ms(clip_dir: Path, reps: int = 30) -> tuple[float, float, float]:
-    """The one-decode floor of the query (`bench/floor.py`) with the service's embedder, one
-    thread (as the service runs CLIP with the openai backend): min and p50 wall ms, and the
-    median CPU ms (this process's CPU time per run)."""
+def cpu_ms(fn: Callable[[], object], reps: int = 30) -> float:
+    """Median CPU ms of this process per call of ``fn`` (after one warm-up call)."""
+    fn()
+    out = []
+    for _ in range(reps):
+        start = time.process_time()
+        fn()
+        out.append((time.process_time() - start) * 1e3)
+    return float(np.median(out))
+
+
+async def acpu_ms(fn: Callable[[], Awaitable[object]], reps: int = 30) -> float:
+    """:func:`cpu_ms` for a coroutine function (the loop has nothing else to run meanwhile)."""
+    await fn()
+    out = []
+    for _ in range(reps):
+        start = time.process_time()
+        await fn()
+        out.append((time.process_time() - start) * 1e3)
+    return float(np.median(out))
+
+
+def photo_steps(clip_dir: Path) -> FloorSteps:
+    """The query's floor steps with the service's embedder on one thread (as the service runs
+    CLIP with the openai backend)."""
     torch.set_num_threads(1)
     clip = build_tiny_clip(clip_dir)
     embedder = ClipEmbedder(str(clip.config_path), str(clip.checkpoint_path), "cpu")
-    embedder.load()
-    run = photo_floor(
+    return floor_steps(
         photo(30, QUERY_SIZE), embedder, max_pixels=UPLOAD_MAX_PIXELS, vlm_max_pixels=MAX_PIXELS
     )
-    run()
-    wall, cpu = [], []
-    for _ in range(reps):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        run()
-        wall.append((time.perf_counter() - start) * 1e3)
-        cpu.append((time.process_time() - start_cpu) * 1e3)
-    return float(np.min(wall)), float(np.median(wall)), float(np.median(cpu))
+
+
+def floor_cpu(steps: FloorSteps) -> dict[str, float]:
+    """CPU ms (p50) of both floors and of each step alone, before the servers start."""
+    return {
+        "floor": cpu_ms(steps.floor),
+        "floor with CLIP": cpu_ms(steps.floor_with_clip),
+        "decode (draft mode, EXIF transpose)": cpu_ms(steps.decode),
+        "resize to the working size (one resize)": cpu_ms(steps.resize),
+        "JPEG encode of the VLM image": cpu_ms(steps.encode),
+        "crops (6: 2x2 grid, centre, whole photo)": cpu_ms(steps.crops),
+        "CLIP image: the working image reduced to what the crops need": cpu_ms(steps.clip_image),
+        "CLIP preprocessing of the 6 crops (resize, centre crop, one normalise)": cpu_ms(
+            steps.clip_preprocess
+        ),
+        "CLIP forward of the 6 crops (one thread)": cpu_ms(steps.clip_forward),
+    }
+
+
+async def request_parts_cpu(api: ApiServer, vllm: VLLMServer, db: Path) -> dict[str, float]:
+    """CPU ms (p50) in this process of the request's SQL (against the service's database) and
+    of the VLM client's call (against the same vLLM), done as the service does them."""
+    from app.services.users import UserService
+
+    engine = make_engine(f"sqlite:///{db}")
+    sessions = make_session_factory(engine)
+    user = UserService(sessions).authenticate(api.key)
+    assert user is not None
+    with sessions() as session:
+        concept_ids = [cid for cid, _, _ in ConceptRepository(session).names(user.id)][:TOP_K]
+        image_ids = [r.id for r in ConceptRepository(session).vectors_of_user(user.id)][:TOP_K]
+
+    def sql() -> None:
+        UserService(sessions).authenticate(api.key)
+        with sessions() as session:
+            repo = ConceptRepository(session)
+            UserRepository(session).index_version(user.id)
+            repo.get_many(user.id, concept_ids, with_images=False)
+            repo.images_by_ids(user.id, image_ids)
+            repo.names(user.id)
+
+    def prepared(seed: int, size: tuple[int, int]) -> Demo:
+        query = prepare_query(
+            photo(seed, size),
+            max_pixels=UPLOAD_MAX_PIXELS,
+            vlm_max_pixels=MAX_PIXELS,
+            clip_min_side=128,
+        )
+        return Demo(name=f"c{seed}", info="", image=query.vlm)
+
+    demos = [prepared(1, REFERENCE_SIZE), prepared(2, REFERENCE_SIZE)]
+    prompt = build_repic_messages(
+        demos, prepared(30, QUERY_SIZE).image, max_pixels=MAX_PIXELS, demo_max_pixels=MAX_PIXELS
+    )
+    backend = OpenAIBackend(vllm.model_name, base_url=vllm.base_url, api_key=vllm.api_key)
+    try:
+        vlm = await acpu_ms(
+            lambda: backend.generate(prompt, max_tokens=MAX_TOKENS, cache_salt="bench-user")
+        )
+    finally:
+        await backend.aclose()
+    parts = {
+        "SQL: API key, index version, chosen concepts and images, concept names": cpu_ms(sql),
+        "VLM client: request body (base64 images), HTTP exchange, JSON answer": vlm,
+    }
+    engine.dispose()
+    return parts
+
+
+def breakdown(steps: dict[str, float], parts: dict[str, float], service: float) -> str:
+    """Where one caption's service CPU goes: each step alone, and the rest."""
+    rows = [[name, f"{ms:.2f}"] for name, ms in {**steps, **parts}.items() if "floor" not in name]
+    known = sum(ms for name, ms in {**steps, **parts}.items() if "floor" not in name)
+    rest = service - known
+    rows += [
+        ["**sum of the steps above**", f"**{known:.2f}**"],
+        ["service CPU per caption at concurrency 1 (median of the passes)", f"{service:.2f}"],
+        [
+            "rest: HTTP server, multipart parsing, FastAPI dependencies and validation, thread "
+            "hand-offs, search, prompt, logs, metrics, response",
+            f"{rest:.2f}",
+        ],
+    ]
+    return _table(["step (each alone, one thread)", "CPU ms (p50)"], rows)
+
+
+async def run_all(
+    api: ApiServer, vllm: VLLMServer, levels: tuple[tuple[int, int], ...], floors: dict[str, float]
+) -> tuple[str, float, dict[str, float]]:
+    table, service = await measure(api, vllm, levels, floors)
+    parts = await request_parts_cpu(api, vllm, api.server.log.parent / "repic.db")
+    return table, service, parts
 
 
 def main() -> None:
@@ -167,14 +286,16 @@ def main() -> None:
         root = Path(tmp)
         clip = build_tiny_clip(root / "clip")
         qwen = build_tiny_qwen25vl(root / "qwen")
-        floor = floor_ms(root / "clip-floor")  # before the servers start: nothing else of ours runs
+        # Before the servers start: nothing else of ours runs.
+        steps = floor_cpu(photo_steps(root / "clip-floor"))
+        print(steps, flush=True)
         print("starting vLLM (about a minute) ...", flush=True)
         vllm = start_vllm_server(qwen, root / "vllm")
         stack.callback(vllm.stop)
         api = start_api(root / "api", clip, vllm, "bench")
         stack.callback(api.stop)
         levels = QUICK_LEVELS if args.quick else LEVELS
-        table = asyncio.run(measure(api, vllm, levels, floor[2]))
+        table, service, parts = asyncio.run(run_all(api, vllm, levels, steps))
     body = "\n\n".join(
         [
             "## Service CPU and concurrency at 0.3 MP (vLLM-CPU, tiny models)",
@@ -191,10 +312,18 @@ def main() -> None:
             "process. Each level follows a warm-up round; the pair of levels runs "
             f"{PASSES} times.",
             table,
-            f"The query's one-decode floor (`bench/floor.py`: decode, resize, crops and their "
-            f"CLIP forward, the VLM image's encode; one thread), in the benchmark's process "
-            f"before the servers start: {floor[0]:.1f} ms min, {floor[1]:.1f} ms p50 wall, "
-            f"{floor[2]:.1f} ms CPU (p50).",
+            "The query's floor (`bench/floor.py`: one decode in draft mode with the EXIF "
+            "transpose, one resize, one JPEG encode of the VLM image, the crops from the small "
+            f"image; one thread), in the benchmark's process before the servers start: "
+            f"{steps['floor']:.2f} ms CPU (p50); with the CLIP image, the crops' CLIP "
+            f"preprocessing and forward, {steps['floor with CLIP']:.2f} ms.",
+            "Where one caption's service CPU goes: each step alone, timed in the benchmark's "
+            "process on one thread (the photo steps before the servers start; the SQL against "
+            "the service's database and the VLM client against the same vLLM after the levels), "
+            "and the rest of the measured service CPU per caption. Steps alone run faster than "
+            "inside the service process sharing the cores with vLLM, so the rest is an upper "
+            "bound of the request machinery's share:",
+            breakdown(steps, parts, service),
         ]
     )
     print(body)

@@ -2,11 +2,15 @@
 
 A query photo is decoded once (JPEG in draft mode) at the smallest size that still serves every
 consumer: the VLM's pixel budget and the CLIP crops (each grid tile at least the embedder's input
-size). The result is resized once into a working image; crops are cut from it, and the VLM image
-is the working image itself (or one more resize of it) encoded once. Sizes are computed from the
-photo's full upright size with the same formulas as a full-resolution pipeline, so the VLM sees
-exactly the same dimensions; pixels differ only by the resampling path (draft-mode DCT scaling
-before the final filter), and crop boxes are reported in full-size coordinates.
+size). The result is resized once into a working image; the VLM image is the working image itself
+(or one more resize of it) encoded once. The CLIP crops are cut from the working image reduced to
+exactly what they need (its shorter side ``clip_min_side``): CLIP's own preprocessing then
+resizes six small crops instead of six crops of the working image, which cost several times the
+CLIP forward. Sizes are computed from the photo's full upright size with the same formulas as a
+full-resolution pipeline, so the VLM sees exactly the same dimensions; pixels differ only by the
+resampling path (draft-mode DCT scaling and, for CLIP, one more reduction before the final
+filter: crop scores within 0.02 of the full-resolution path's, same ranking, see
+tests/test_photos.py), and crop boxes are reported in full-size coordinates.
 
 A reference photo becomes its derivatives at upload: the stored copy (download), the
 demonstration image within the VLM budget, and a thumbnail.
@@ -32,12 +36,14 @@ from model.images import (
 
 @dataclass(frozen=True)
 class QueryPhoto:
-    """A decoded query: the working pixels, the full upright size, and the VLM budget."""
+    """A decoded query: the working pixels, the full upright size, the VLM budget and the
+    shorter side the CLIP crops' source needs (0: the working pixels as they are)."""
 
     pixels: Image.Image
     width: int
     height: int
     vlm_max_pixels: int
+    clip_min_side: int = 0
 
     @property
     def scale(self) -> float:
@@ -52,6 +58,18 @@ class QueryPhoto:
         if img.size != size:
             img = img.resize(size, Image.Resampling.BICUBIC)
         return encode_rgb(img)
+
+    @cached_property
+    def clip_pixels(self) -> Image.Image:
+        """The image CLIP crops are cut from: the working pixels with the shorter side reduced
+        to ``clip_min_side`` (never enlarged), so each grid tile still covers the embedder's
+        input. Crop boxes scale onto it like onto the working pixels."""
+        img = self.pixels
+        scale = self.clip_min_side / min(img.size) if self.clip_min_side > 0 else 1.0
+        if scale >= 1.0:
+            return img
+        size = (max(1, math.floor(img.width * scale)), max(1, math.floor(img.height * scale)))
+        return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
 
 
 def working_fraction(width: int, height: int, *, vlm_max_pixels: int, clip_min_side: int) -> float:
@@ -82,7 +100,7 @@ def prepare_query(
         size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     if img.size != size:
         img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-    return QueryPhoto(img, width, height, vlm_max_pixels)
+    return QueryPhoto(img, width, height, vlm_max_pixels, clip_min_side)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from model.embedder import ClipEmbedder, EmbedderUnavailable, _resolve
+from model.embedder import ClipEmbedder, EmbedderUnavailable, _resolve, preprocess_batch
 from model.lifecycle import ModelState
 from model.tiny.clip import TinyClip, build_tiny_clip
 
@@ -63,6 +64,21 @@ def test_batched_equals_one_at_a_time(tiny: TinyClip) -> None:
     np.testing.assert_allclose(batched, single, atol=1e-5)
     # Different images must give different vectors, or the comparison above proves nothing.
     assert not np.allclose(batched[0], batched[1], atol=1e-3)
+
+
+def test_batched_preprocessing_gives_the_pipelines_exact_values(embedder: ClipEmbedder) -> None:
+    # The tensor steps run once per batch instead of once per image: not one value may move,
+    # or query vectors would drift from the stored ones.
+    embedder.load()
+    preprocess = embedder.lifecycle.load().preprocess
+    # open_clip's pipeline, so the batched branch (not the per-image one) is what is compared.
+    assert [type(t).__name__ for t in preprocess.transforms][-2:] == ["MaybeToTensor", "Normalize"]
+    images = _images()
+    images.append(images[1].convert("L"))
+    one_by_one = torch.stack([preprocess(img.convert("RGB")) for img in images])
+    batched = preprocess_batch(preprocess, images)
+    assert batched.dtype == one_by_one.dtype == torch.float32
+    assert torch.equal(batched, one_by_one)
 
 
 def test_weights_come_from_the_checkpoint(tiny: TinyClip, tmp_path: Path) -> None:

@@ -72,7 +72,9 @@ def test_retrieval_ranking_equals_the_full_resolution_path(
     size = (query.width, query.height)
     regions = propose_regions(size)
     assert [r.box for r in regions] == [r.box for r in propose_regions(full)]
-    new = _concept_scores(embedder, [crop(query.pixels, r, size) for r in regions], refs)
+    # The service's crops: cut from the working image reduced to what CLIP needs.
+    assert min(query.clip_pixels.size) == min(2 * embedder.input_size, *query.pixels.size)
+    new = _concept_scores(embedder, [crop(query.clip_pixels, r, size) for r in regions], refs)
     assert list(np.argsort(-old)) == list(np.argsort(-new))
     np.testing.assert_allclose(new, old, atol=0.02)
 

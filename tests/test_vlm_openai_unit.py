@@ -138,6 +138,19 @@ async def test_a_generation_the_server_aborted_is_unavailable_not_a_caption() ->
         await backend.aclose()
 
 
+@pytest.mark.parametrize("body", [{"detail": "not a completion"}, {"choices": "none"}])
+async def test_an_answer_that_is_no_chat_completion_is_unavailable(body: dict[str, object]) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await _respond(writer, "200 OK", body)
+
+    async with _local_server(answer) as url:
+        backend = _backend(url)
+        with pytest.raises(VLMUnavailable, match="without a chat completion"):
+            await backend.generate(_prompt(), max_tokens=4, cache_salt="u")
+        await backend.aclose()
+
+
 async def test_an_empty_cache_salt_is_not_sent() -> None:
     seen: list[dict[str, object]] = []
 

@@ -1,6 +1,10 @@
-"""A vLLM server (or any OpenAI-compatible one) as the VLM, through the official ``openai`` client.
+"""A vLLM server (or any OpenAI-compatible one) as the VLM.
 
-Each call is one ``POST /v1/chat/completions`` with the RePIC messages: images travel as
+A caption is one ``POST /v1/chat/completions`` with the RePIC messages, sent as one JSON body on
+the pooled HTTP client and read back as plain JSON: the official ``openai`` client (used for
+streaming and the readiness probe) costs milliseconds of CPU per call in its request options,
+type-hint walks and response models, which one service process pays for every caption
+(BENCHMARKS.md, service CPU). Images travel as
 ``image_url`` parts holding base64 data URLs of the already normalised JPEG bytes, in prompt
 order. vLLM-only fields ride in the body beside the OpenAI ones:
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -32,11 +37,8 @@ from openai import (
     APIStatusError,
     APITimeoutError,
     AsyncOpenAI,
-    AuthenticationError,
-    NotFoundError,
-    RateLimitError,
 )
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from model.lifecycle import ModelReadiness, ModelState
 from model.prompt import ImagePart, RepicPrompt
@@ -124,6 +126,12 @@ class OpenAIBackend:
             raise ValueError(f"connect_retries must be 0 or more, got {connect_retries}")
         self.model_name = model
         self._base_url = base_url
+        self._completions_url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         self._root = server_root(base_url)
         self._repetition_penalty = repetition_penalty
         self._timeout_s = timeout_s
@@ -153,30 +161,37 @@ class OpenAIBackend:
         """
         if max_tokens < 1:
             raise VLMBadRequest(f"max_tokens must be at least 1, got {max_tokens}")
-        extra_body: dict[str, Any] = {"repetition_penalty": self._repetition_penalty}
-        headers: dict[str, str] = {}
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": to_openai_messages(prompt),
+            "max_completion_tokens": max_tokens,
+            "temperature": 0.0,
+            "repetition_penalty": self._repetition_penalty,
+        }
+        headers = self._headers
         if cache_salt:
             opaque = hashlib.sha256(cache_salt.encode()).hexdigest()
-            extra_body["cache_salt"] = opaque
-            headers = {"X-User-ID": opaque, "X-Session-ID": opaque}
-        messages = cast(list[ChatCompletionMessageParam], to_openai_messages(prompt))
+            body["cache_salt"] = opaque
+            headers = {**headers, "X-User-ID": opaque, "X-Session-ID": opaque}
+        content = json.dumps(body).encode()
         try:
             async with asyncio.timeout(self._timeout_s), self._slots:
-                completion = await self._create_retrying(messages, max_tokens, extra_body, headers)
-        except (TimeoutError, APITimeoutError) as exc:
+                response = await self._post_retrying(content, headers)
+        except (TimeoutError, httpx2.TimeoutException) as exc:
             raise VLMTimeout(
                 f"{self.model_name} at {self._base_url} gave no caption within "
                 f"{self._timeout_s} s; raise the timeout, lower max_tokens or add capacity."
             ) from exc
-        except APIConnectionError as exc:
+        except httpx2.HTTPError as exc:
             raise VLMUnavailable(
                 f"Cannot reach the vLLM server at {self._base_url} "
-                f"({1 + self._connect_retries} attempts: {exc.__cause__ or exc}); check that "
+                f"({1 + self._connect_retries} attempts: {str(exc) or type(exc).__name__}); "
+                "check that "
                 "it runs and that the base URL is right."
             ) from exc
-        except APIStatusError as exc:
-            raise self._status_error(exc) from exc
-        return self._generation(completion)
+        if response.status_code >= 400:
+            raise self._status_error(response.status_code, _error_message(response))
+        return self._generation(response)
 
     async def stream(
         self, prompt: RepicPrompt, *, max_tokens: int, cache_salt: str
@@ -235,7 +250,7 @@ class OpenAIBackend:
                     f"({exc.__cause__ or exc}); check that it runs."
                 ) from exc
             except APIStatusError as exc:
-                raise self._status_error(exc) from exc
+                raise self._status_error(exc.status_code, exc.message) from exc
         yield Generation(
             text="".join(parts),
             model=model,
@@ -282,7 +297,7 @@ class OpenAIBackend:
                 f"cannot reach vLLM at {self._root} ({type(exc).__name__}: {exc})",
             )
         except APIStatusError as exc:
-            return ModelReadiness(failed, str(self._status_error(exc)))
+            return ModelReadiness(failed, str(self._status_error(exc.status_code, exc.message)))
         served = [model.id for model in page.data]
         if self.model_name not in served:
             return ModelReadiness(
@@ -296,69 +311,84 @@ class OpenAIBackend:
         """Close the pooled connections."""
         await self._client.close()
 
-    async def _create_retrying(
-        self,
-        messages: list[ChatCompletionMessageParam],
-        max_tokens: int,
-        extra_body: dict[str, Any],
-        headers: dict[str, str],
-    ) -> ChatCompletion:
+    async def _post_retrying(self, content: bytes, headers: dict[str, str]) -> httpx2.Response:
+        """POST the chat completion; only a failure to connect or a dropped connection is
+        retried (a timeout is not: the server may still be generating)."""
         delay = _FIRST_RETRY_DELAY_S
         attempt = 0
         while True:
             try:
-                return await self._client.chat.completions.create(
-                    model=self.model_name,
-                    # The messages travel in extra_body, which replaces this empty list in the
-                    # JSON body: the client would otherwise walk every part of them against its
-                    # type hints on each call (milliseconds of CPU per caption, see BENCHMARKS.md),
-                    # and they are plain JSON already (to_openai_messages).
-                    messages=[],
-                    max_completion_tokens=max_tokens,
-                    temperature=0.0,
-                    extra_body={**extra_body, "messages": messages},
-                    extra_headers=headers,
+                return await self._http.post(
+                    self._completions_url, content=content, headers=headers
                 )
-            except APITimeoutError:
+            except httpx2.TimeoutException:
                 raise
-            except APIConnectionError:
+            except httpx2.TransportError:
                 if attempt == self._connect_retries:
                     raise
             await asyncio.sleep(delay)
             delay *= 2
             attempt += 1
 
-    def _generation(self, completion: ChatCompletion) -> Generation:
-        if not completion.choices:
+    def _generation(self, response: httpx2.Response) -> Generation:
+        try:
+            completion = json.loads(response.content)
+            choices = completion["choices"]
+            if not isinstance(choices, list):
+                raise TypeError(f"choices is {type(choices).__name__}, not a list")
+            model = str(completion.get("model") or self.model_name)
+            usage = completion.get("usage") or {}
+            first = choices[0] if choices else {}
+            finish, text = first.get("finish_reason"), (first.get("message") or {}).get("content")
+            prompt_tokens, completion_tokens = (
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise VLMUnavailable(
+                f"vLLM at {self._base_url} answered HTTP {response.status_code} without a chat "
+                f"completion ({exc!r}); check that the base URL points to its /v1."
+            ) from exc
+        if not choices:
             raise VLMBadRequest(f"{self.model_name} answered without a choice")
-        choice = completion.choices[0]
         # vLLM's own finish reason (not an OpenAI one): the server cut the generation short,
         # as it does for requests in flight when it shuts down. The text is a fragment.
-        if cast(str, choice.finish_reason) == "abort":
+        if finish == "abort":
             raise VLMUnavailable(
                 f"vLLM at {self._base_url} aborted the generation (it is shutting down or "
                 "restarting); try again."
             )
-        usage = completion.usage
         return Generation(
-            text=choice.message.content or "",
-            model=completion.model,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
+            text=text if isinstance(text, str) else "",
+            model=model,
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
+            completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
         )
 
-    def _status_error(self, exc: APIStatusError) -> VLMError:
+    def _status_error(self, status: int, message: str) -> VLMError:
         where = f"vLLM at {self._base_url}"
-        if isinstance(exc, AuthenticationError):
+        if status == 401:
             return VLMUnavailable(
                 f"{where} rejected the API key; set it to the key the server was started with "
                 "(--api-key)."
             )
-        if isinstance(exc, NotFoundError):
+        if status == 404:
             return VLMUnavailable(
-                f"{where} does not serve {self.model_name!r} ({exc.message}); set the model name "
+                f"{where} does not serve {self.model_name!r} ({message}); set the model name "
                 "to the server's --served-model-name."
             )
-        if isinstance(exc, RateLimitError) or exc.status_code >= 500:
-            return VLMUnavailable(f"{where} failed with HTTP {exc.status_code}: {exc.message}")
-        return VLMBadRequest(f"{where} refused the request (HTTP {exc.status_code}): {exc.message}")
+        if status == 429 or status >= 500:
+            return VLMUnavailable(f"{where} failed with HTTP {status}: {message}")
+        return VLMBadRequest(f"{where} refused the request (HTTP {status}): {message}")
+
+
+def _error_message(response: httpx2.Response) -> str:
+    """``Error code: N - <the body's error message>``, as the openai client words it."""
+    found = f"Error code: {response.status_code}"
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return found
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return f"{found} - {message}" if isinstance(message, str) and message else found
