@@ -46,7 +46,7 @@ def chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live(
     tmp_path_factory: pytest.TempPathFactory, tiny_clip: TinyClip, tiny_qwen_dir: Path
 ) -> Iterator[Live]:
@@ -67,7 +67,9 @@ def live(
         yield Live(url=server.url, key=key, photos=photos)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop marked as running in the
+# main thread until it stops, and every async test after it would fail to start its own loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for stale in SHOTS.glob("FAILED-*.png"):
