@@ -127,11 +127,25 @@ def test_disconnect_aborts_the_vllm_request(
     client: httpx.Client,
     vllm_server: VLLMServer,
 ) -> None:
+    # On two busy cores (the other test worker runs beside vLLM) the tiny model can write its
+    # 1024 tokens before the disconnect reaches vLLM, and such a request ends by itself. So the
+    # scenario gets three tries; without the abort, every try ends by itself and the test fails.
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(_disconnect_once(client, vllm_server))
+        if outcomes[-1][0]:
+            return
+    pytest.fail(f"every disconnected request ran to its end in vLLM: {outcomes}")
+
+
+def _disconnect_once(client: httpx.Client, vllm_server: VLLMServer) -> tuple[bool, str]:
+    """Stream a long caption, leave after its first delta: whether vLLM ended it unfinished."""
     # The baseline is taken once vLLM is idle and its counters have settled: the previous test's
     # last request can be counted a moment after its client already had the whole answer.
     finished = _settled(vllm_server, "vllm:request_success_total")
     prompts = _metric(vllm_server, "vllm:prompt_tokens_total")
     photo = {"image": ("q.jpg", images.pattern(2), "image/jpeg")}
+    started = time.monotonic()
     with client.stream(
         "POST", "/caption", files=photo, data={"max_tokens": "1024", "stream": "true"}
     ) as resp:
@@ -149,4 +163,5 @@ def test_disconnect_aborts_the_vllm_request(
         assert time.monotonic() < deadline, Path(vllm_server.log_path).read_text()[-3000:]
         time.sleep(0.1)
     time.sleep(1.0)
-    assert _metric(vllm_server, "vllm:request_success_total") == finished
+    ended_by_itself = _metric(vllm_server, "vllm:request_success_total") - finished
+    return ended_by_itself == 0, f"ran {time.monotonic() - started:.1f} s"
