@@ -121,9 +121,18 @@ def check_page(page: Page, name: str, width: int) -> list[dict[str, object]]:
     return bad
 
 
+def choose_photo(page: Page, photo: Path) -> None:
+    """Pick the playground's photo, once the page has settled (no load still under way), and wait
+    until the page took it: the Caption button is enabled only then."""
+    page.wait_for_load_state("networkidle")
+    page.locator("#query-photo").set_input_files(photo)
+    expect(page.locator("#chosen-photo")).to_contain_text(photo.name)
+    expect(page.get_by_role("button", name="Caption", exact=True)).to_be_enabled()
+
+
 def caption_photo(page: Page, photo: Path) -> str:
     """Caption through the UI; the caption the API answered, once the page shows it."""
-    page.locator("#query-photo").set_input_files(photo)
+    choose_photo(page, photo)
     with page.expect_response(lambda r: r.url.endswith("/caption"), timeout=60_000) as answer:
         page.get_by_role("button", name="Caption", exact=True).click()
     assert answer.value.status == 200, answer.value.text()
@@ -238,8 +247,11 @@ def test_caption_result_corrections_teach_retrieval(
     page: Page = open_page()
     sign_in(page, live.key)
     page.get_by_role("link", name="Playground").click()
-    page.get_by_label("Keep this caption so I can correct it").check()
-    page.locator("#query-photo").set_input_files(live.photos / "photo-7.jpg")
+    page.wait_for_load_state("networkidle")
+    keep = page.get_by_label("Keep this caption so I can correct it")
+    keep.check()
+    choose_photo(page, live.photos / "photo-7.jpg")
+    expect(keep).to_be_checked()
     with page.expect_response(lambda r: r.url.endswith("/caption"), timeout=60_000) as answer:
         page.get_by_role("button", name="Caption", exact=True).click()
     history_id = answer.value.json()["history_id"]
