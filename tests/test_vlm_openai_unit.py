@@ -124,29 +124,27 @@ async def test_a_completion_becomes_a_generation_with_the_vllm_fields_in_the_bod
     assert request["messages"] == to_openai_messages(_prompt())
 
 
-async def test_a_generation_the_server_aborted_is_unavailable_not_a_caption() -> None:
-    aborted = {**_COMPLETION, "choices": [{**_COMPLETION["choices"][0], "finish_reason": "abort"}]}
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        await _respond(writer, "200 OK", aborted)
-
-    async with _local_server(answer) as url:
-        backend = _backend(url)
-        with pytest.raises(VLMUnavailable, match="aborted the generation"):
-            await backend.generate(_prompt(), max_tokens=4, cache_salt="u")
-        await backend.aclose()
+_ABORTED = {**_COMPLETION, "choices": [{**_COMPLETION["choices"][0], "finish_reason": "abort"}]}
 
 
-@pytest.mark.parametrize("body", [{"detail": "not a completion"}, {"choices": "none"}])
-async def test_an_answer_that_is_no_chat_completion_is_unavailable(body: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (_ABORTED, "aborted the generation"),
+        ({"detail": "not a completion"}, "without a chat completion"),
+        ({"choices": "none"}, "without a chat completion"),
+    ],
+)
+async def test_an_answer_that_is_no_caption_is_unavailable(
+    body: dict[str, object], says: str
+) -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         await _respond(writer, "200 OK", body)
 
     async with _local_server(answer) as url:
         backend = _backend(url)
-        with pytest.raises(VLMUnavailable, match="without a chat completion"):
+        with pytest.raises(VLMUnavailable, match=says):
             await backend.generate(_prompt(), max_tokens=4, cache_salt="u")
         await backend.aclose()
 
