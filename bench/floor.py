@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from model.embedder import ClipEmbedder, preprocess_batch
-from model.images import REDUCING_GAP, decode_upright
+from model.images import decode_upright, resample
 from model.photos import QueryPhoto, working_fraction
 from model.regions import crop, propose_regions
 
@@ -97,7 +97,7 @@ def floor_steps(
     def resize() -> Image.Image:
         if decoded.size == size:
             return decoded  # the service does not resize either
-        return decoded.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+        return resample(decoded, size)  # the service's resize
 
     working = resize()
 

@@ -27,8 +27,9 @@ import numpy as np
 import open_clip
 import torch
 from PIL import Image
-from torchvision.transforms import Compose, Normalize, ToTensor
+from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize, ToTensor
 
+from model.images import resample
 from model.lifecycle import LifecycleModel, ModelLifecycle, ModelReadiness, ModelUnavailable
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -267,6 +268,24 @@ class ClipEmbedder(LifecycleModel[_Loaded]):
         del model
         return _Loaded(visual, preprocess, device, torch.float16 if half else torch.float32)
 
+    def shrink_to_input(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """Each image reduced to the size the preprocessing's first step would resize it to.
+
+        open_clip's usual first step resizes the shorter side to the input size with Pillow's
+        bicubic filter, which on a photo of a few megapixels costs far more than the forward.
+        Here the same reduction runs through :func:`model.images.resample` (the same
+        antialiased bicubic filter, within 2 levels of 255), so that step then finds the image
+        at its size and only copies it. Images already at or below that size, and pipelines that
+        start otherwise, are returned as they are. The service embeds through this; :meth:`embed`
+        alone keeps open_clip's preprocessing exactly (evaluation).
+        """
+        steps = self.lifecycle.load().preprocess
+        first = steps.transforms[0] if isinstance(steps, Compose) and steps.transforms else None
+        side = _shortest_side_resize(first)
+        if side is None:
+            return list(images)
+        return [_shrunk(img, side) for img in images]
+
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed images into a float32 ``[n, dim]`` array of unit-length rows.
 
@@ -286,6 +305,28 @@ class ClipEmbedder(LifecycleModel[_Loaded]):
         # Normalised in float32 after the forward: fp16 norms are off by about 1e-3.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _shortest_side_resize(step: Any) -> int | None:
+    """The target of a ``Resize(n)`` that scales the shorter side to n with bicubic filtering."""
+    if not isinstance(step, Resize) or step.max_size is not None:
+        return None
+    if step.interpolation != InterpolationMode.BICUBIC:
+        return None
+    size = step.size
+    if isinstance(size, int):
+        return size
+    return int(size[0]) if isinstance(size, list | tuple) and len(size) == 1 else None
+
+
+def _shrunk(img: Image.Image, side: int) -> Image.Image:
+    """``img`` at the size torchvision's ``Resize(side)`` gives it, when that is smaller."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    if short <= side:
+        return img
+    new_long = int(side * long / short)  # torchvision's rounding (truncation)
+    return resample(img, (side, new_long) if w <= h else (new_long, side))
 
 
 def preprocess_batch(preprocess: Any, images: Sequence[Image.Image]) -> torch.Tensor:

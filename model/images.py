@@ -242,7 +242,43 @@ def encode_rgb(img: Image.Image) -> NormalizedImage:
 def fit_pixel_budget(img: Image.Image, max_pixels: int) -> Image.Image:
     """Downscale (never upscale) so that width x height <= ``max_pixels``, keeping aspect."""
     size = budget_size(img.width, img.height, max_pixels)
-    return img if size == img.size else img.resize(size, Image.Resampling.BICUBIC)
+    return img if size == img.size else resample(img, size)
+
+
+def resample(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` resized to ``size`` with an antialiased bicubic filter: the one resize of the
+    service's photo paths (query working image, VLM image, CLIP source, demonstration image,
+    thumbnail).
+
+    8-bit RGB and greyscale run through torch's antialiased bicubic interpolation, two to four
+    times as fast as Pillow's on one thread (a 3 MP photo to 0.8 MP: 11 ms against 40); its
+    pixels differ from Pillow's ``BICUBIC`` (without a reducing gap) by at most 2 levels of 255
+    and on average by under 0.01 (tests/test_images.py).
+    Other modes use Pillow's ``BICUBIC``. torch is imported here, on first use, so that commands
+    which never resize start without it.
+    """
+    if img.size == size:
+        return img
+    if img.mode not in ("RGB", "L"):
+        return img.resize(size, Image.Resampling.BICUBIC)
+    import torch
+    from torch.nn.functional import interpolate
+
+    bands = len(img.getbands())
+    # Interleaved bytes as an NHWC view (torch's fast uint8 path is channels-last); the
+    # result comes back planar, and each plane becomes a band without another transpose.
+    hwc = np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(img.height, img.width, bands)
+    with warnings.catch_warnings():
+        # The buffer is read-only; torch warns about that, but the input is only read.
+        warnings.simplefilter("ignore", UserWarning)
+        nchw = torch.from_numpy(hwc).permute(2, 0, 1).unsqueeze(0)
+    with torch.inference_mode():
+        out = interpolate(
+            nchw, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False
+        )
+    planes = out[0].contiguous().numpy()
+    layers = [Image.frombuffer("L", size, plane, "raw", "L", 0, 1) for plane in planes]
+    return layers[0].copy() if img.mode == "L" else Image.merge(img.mode, layers)
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

@@ -8,9 +8,10 @@ exactly what they need (its shorter side ``clip_min_side``): CLIP's own preproce
 resizes six small crops instead of six crops of the working image, which cost several times the
 CLIP forward. Sizes are computed from the photo's full upright size with the same formulas as a
 full-resolution pipeline, so the VLM sees exactly the same dimensions; pixels differ only by the
-resampling path (draft-mode DCT scaling and, for CLIP, one more reduction before the final
-filter: crop scores within 0.02 of the full-resolution path's, same ranking, see
-tests/test_photos.py), and crop boxes are reported in full-size coordinates.
+resampling path (draft-mode DCT scaling, torch's antialiased bicubic filter instead of Pillow's,
+see :func:`model.images.resample`, and, for CLIP, one more reduction before the final filter: crop
+scores within 0.02 of the full-resolution path's, same ranking, see tests/test_photos.py), and
+crop boxes are reported in full-size coordinates.
 
 A reference photo becomes its derivatives at upload: the stored copy (download), the
 demonstration image within the VLM budget, and a thumbnail.
@@ -25,11 +26,11 @@ from functools import cached_property
 from PIL import Image
 
 from model.images import (
-    REDUCING_GAP,
     NormalizedImage,
     budget_size,
     decode_upright,
     encode_rgb,
+    resample,
     side_capped_size,
 )
 
@@ -56,7 +57,7 @@ class QueryPhoto:
         size = budget_size(self.width, self.height, self.vlm_max_pixels)
         img = self.pixels
         if img.size != size:
-            img = img.resize(size, Image.Resampling.BICUBIC)
+            img = resample(img, size)
         return encode_rgb(img)
 
     @cached_property
@@ -69,7 +70,7 @@ class QueryPhoto:
         if scale >= 1.0:
             return img
         size = (max(1, math.floor(img.width * scale)), max(1, math.floor(img.height * scale)))
-        return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+        return resample(img, size)
 
 
 def working_fraction(width: int, height: int, *, vlm_max_pixels: int, clip_min_side: int) -> float:
@@ -99,7 +100,7 @@ def prepare_query(
         # At least the VLM's size in both sides: the scale is at least the VLM's scale.
         size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     if img.size != size:
-        img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+        img = resample(img, size)
     return QueryPhoto(img, width, height, vlm_max_pixels, clip_min_side)
 
 
@@ -117,18 +118,15 @@ def make_derivatives(
     """The demonstration image (within ``prompt_max_pixels``) and the thumbnail of a photo.
 
     When the stored copy already fits the budget, the demonstration image *is* the stored copy
-    (same bytes, same blob). Made from the stored copy's pixels, exactly as a caption used to make
-    the demonstration image on every request.
+    (same bytes, same blob). Made from the stored copy's pixels at the size a caption used to make
+    the demonstration image on every request; the thumbnail is made from the demonstration image
+    (both with :func:`model.images.resample`). The service also embeds the reference photo from the
+    demonstration image's pixels (see ``ConceptService``).
     """
-    pixels = stored.to_pil()
     size = budget_size(stored.width, stored.height, prompt_max_pixels)
-    if size == (stored.width, stored.height):
-        prompt = stored
-    else:
-        prompt = encode_rgb(
-            pixels.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-        )
+    fits = size == (stored.width, stored.height)
+    prompt = stored if fits else encode_rgb(resample(stored.to_pil(), size))
     thumb_size = side_capped_size(stored.width, stored.height, thumbnail_side)
     source = prompt.to_pil()
-    thumbnail = encode_rgb(source.resize(thumb_size, Image.Resampling.LANCZOS, reducing_gap=2.0))
+    thumbnail = encode_rgb(resample(source, thumb_size))
     return Derivatives(prompt=prompt, thumbnail=thumbnail)

@@ -50,6 +50,62 @@ async def test_upload_stores_demo_image_and_thumbnail(app: FastAPI, alice: UserC
     assert (small.prompt_width, small.prompt_height) == (small.width, small.height)
 
 
+@pytest.fixture
+def embedded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The sizes of the photos the service hands to ClipEmbedder to embed, in order (before the
+    embedder reduces them to its input size)."""
+    from model.embedder import ClipEmbedder
+
+    sizes: list[tuple[int, int]] = []
+    real = ClipEmbedder.shrink_to_input
+
+    def spy(self: ClipEmbedder, batch: list[Image.Image]) -> object:
+        sizes.extend(img.size for img in batch)
+        return real(self, batch)
+
+    monkeypatch.setattr(ClipEmbedder, "shrink_to_input", spy)
+    return sizes
+
+
+async def test_upload_embeds_the_demo_image_not_the_stored_copy(
+    app: FastAPI, alice: UserClient, embedded_sizes: list[tuple[int, int]]
+) -> None:
+    await create(alice, "bo", images.pattern(1, size=BIG), images.pattern(2))
+    big, small = rows(app)
+    assert embedded_sizes == [(big.prompt_width, big.prompt_height), (small.width, small.height)]
+    assert big.prompt_width is not None and big.prompt_width < big.width
+
+
+def test_reindex_embeds_the_demo_image(
+    cli_env: Settings, embedded_sizes: list[tuple[int, int]]
+) -> None:
+    from app.core import wiring
+    from app.core.runtime import build_runtime
+    from model.images import normalize_image
+    from store.repositories import UserRepository
+
+    runtime = build_runtime(cli_env)
+    try:
+        with runtime.sessions() as session:
+            user = UserRepository(session).by_name("alice")
+            assert user is not None
+            user_id = user.id
+        photo = normalize_image(images.pattern(3, size=BIG), max_pixels=10**8, max_side=2048)
+        wiring.concepts(runtime).create(user_id, name="bo", info="", category=None, images=[photo])
+        with runtime.sessions() as session:
+            session.execute(update(ConceptImage).values(embedder_id="another-embedder"))
+            session.commit()
+        embedded_sizes.clear()
+        result = CliRunner().invoke(cli, ["reindex"])
+        assert result.exit_code == 0, result.output
+        with runtime.sessions() as session:
+            row = session.scalars(select(ConceptImage)).one()
+            assert row.embedder_id != "another-embedder"
+            assert embedded_sizes == [(row.prompt_width, row.prompt_height)]
+    finally:
+        runtime.engine.dispose()
+
+
 async def test_caption_sends_the_stored_demo_image_without_decoding_the_photo(
     app: FastAPI,
     alice: UserClient,

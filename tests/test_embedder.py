@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from pathlib import Path
 
@@ -213,3 +214,22 @@ def test_not_loaded_until_first_use_and_concurrent_first_use(tiny: TinyClip) -> 
     assert len(results) == 4
     for result in results[1:]:
         np.testing.assert_array_equal(result, results[0])
+
+
+def test_shrink_to_input_gives_what_the_first_resize_gives_and_the_same_vectors(
+    embedder: ClipEmbedder,
+) -> None:
+    from tests.helpers.images import photo
+
+    resize = embedder.lifecycle.load().preprocess.transforms[0]
+    sizes = [(2000, 1500), (775, 1033), (333, 97), (40, 30)]
+    photos = [Image.open(io.BytesIO(photo(s, size))).convert("RGB") for s, size in enumerate(sizes)]
+    shrunk = embedder.shrink_to_input(photos)
+    for original, small in zip(photos[:-1], shrunk[:-1], strict=True):
+        # Exactly the size CLIP's own resize makes, so that step leaves the pixels alone ...
+        assert small.size == resize(original).size
+        assert resize(small).tobytes() == small.tobytes()
+    assert shrunk[-1] is photos[-1]  # below the input size: untouched, never enlarged
+    # ... and the vectors are the ones of open_clip's preprocessing up to resampling.
+    cosines = np.sum(embedder.embed(photos) * embedder.embed(shrunk), axis=1)
+    assert cosines.min() > 0.999

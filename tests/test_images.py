@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,6 +14,7 @@ from model.images import (
     UnsupportedImageType,
     fit_pixel_budget,
     normalize_image,
+    resample,
     sniff_format,
 )
 from tests.helpers import images
@@ -125,3 +127,35 @@ def test_fit_pixel_budget_never_upscales() -> None:
     small = fit_pixel_budget(img, 50_000)
     assert small.width * small.height <= 50_000 and abs(small.width / small.height - 2) < 0.05
     assert fit_pixel_budget(img, 10_000_000) is img
+
+
+@pytest.mark.parametrize(
+    ("mode", "src", "dst"),
+    [
+        ("RGB", (2000, 1500), (1033, 775)),  # a 3 MP reference to the demonstration size
+        ("RGB", (640, 480), (365, 274)),  # a 0.3 MP query to a 128-token budget
+        ("RGB", (1033, 775), (256, 192)),  # a demonstration image to the thumbnail
+        ("RGB", (300, 200), (450, 300)),  # enlarging (never done by the service) works too
+        ("L", (800, 600), (123, 92)),
+    ],
+)
+def test_resample_matches_pillows_bicubic_within_two_levels(
+    mode: str, src: tuple[int, int], dst: tuple[int, int]
+) -> None:
+    img = decoded(images.photo(7, src)).convert(mode)
+    ours = resample(img, dst)
+    pillow = img.resize(dst, Image.Resampling.BICUBIC)
+    assert ours.size == dst and ours.mode == mode
+    diff = np.abs(np.asarray(ours, dtype=np.int16) - np.asarray(pillow, dtype=np.int16))
+    assert diff.max() <= 2 and diff.mean() < 0.01
+    # Not a copy of the input or a blank: the content follows the photo.
+    assert np.asarray(ours, dtype=np.float32).std() > 5
+
+
+def test_resample_keeps_same_size_and_other_modes() -> None:
+    img = Image.new("RGB", (40, 30), (1, 2, 3))
+    assert resample(img, (40, 30)) is img
+    rgba = Image.new("RGBA", (40, 30), (10, 20, 30, 128))
+    out = resample(rgba, (20, 15))
+    assert out.mode == "RGBA"
+    assert out.tobytes() == rgba.resize((20, 15), Image.Resampling.BICUBIC).tobytes()

@@ -40,7 +40,9 @@ def test_exif_rotated_large_photo_is_upright_at_the_same_size() -> None:
     assert full.size == (3024, 4032) == (query.width, query.height)
     assert (query.vlm.width, query.vlm.height) == fit_pixel_budget(full, BUDGET).size
     # Pixels agree closely with the full-resolution path (draft decoding + one resize).
-    old = np.asarray(fit_pixel_budget(full, BUDGET), dtype=np.float32)
+    # The full-resolution path as it was: Pillow's bicubic filter on the fully decoded photo.
+    old_img = full.resize(fit_pixel_budget(full, BUDGET).size, Image.Resampling.BICUBIC)
+    old = np.asarray(old_img, dtype=np.float32)
     new = np.asarray(query.vlm.to_pil(), dtype=np.float32)
     assert np.abs(old - new).mean() < 4.0
 
@@ -74,7 +76,8 @@ def test_retrieval_ranking_equals_the_full_resolution_path(
     assert [r.box for r in regions] == [r.box for r in propose_regions(full)]
     # The service's crops: cut from the working image reduced to what CLIP needs.
     assert min(query.clip_pixels.size) == min(2 * embedder.input_size, *query.pixels.size)
-    new = _concept_scores(embedder, [crop(query.clip_pixels, r, size) for r in regions], refs)
+    crops = [crop(query.clip_pixels, r, size) for r in regions]
+    new = _concept_scores(embedder, embedder.shrink_to_input(crops), refs)  # as the service does
     assert list(np.argsort(-old)) == list(np.argsort(-new))
     np.testing.assert_allclose(new, old, atol=0.02)
 
@@ -87,3 +90,24 @@ def test_derivatives_fit_the_budget_and_thumbnail_side() -> None:
     assert max(made.thumbnail.width, made.thumbnail.height) == 256
     small = normalize_image(photo(4, (640, 480)), max_pixels=10**8)
     assert make_derivatives(small, prompt_max_pixels=BUDGET, thumbnail_side=256).prompt is small
+
+
+def test_references_embedded_from_the_demonstration_image_rank_as_the_stored_copy(
+    embedder: ClipEmbedder,
+) -> None:
+    """The upload embeds a reference photo from its demonstration image (see ConceptService);
+    the vectors are those of the stored copy up to resampling, and queries rank them alike."""
+    stored = [normalize_image(photo(s, (2000, 1500)), max_pixels=10**8) for s in range(20, 26)]
+    demos = [
+        make_derivatives(img, prompt_max_pixels=BUDGET, thumbnail_side=256).prompt for img in stored
+    ]
+    assert all(d.width < img.width for d, img in zip(demos, stored, strict=True))
+    from_stored = embedder.embed([img.to_pil() for img in stored])
+    from_demo = embedder.embed(embedder.shrink_to_input([d.to_pil() for d in demos]))
+    cosines = np.sum(from_stored * from_demo, axis=1)
+    assert cosines.min() > 0.999
+    queries = embedder.embed(
+        [normalize_image(photo(s, (640, 480)), max_pixels=10**8).to_pil() for s in range(20, 26)]
+    )
+    for q in queries:
+        assert list(np.argsort(-(from_stored @ q))) == list(np.argsort(-(from_demo @ q)))

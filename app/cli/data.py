@@ -56,13 +56,14 @@ def reindex(
 ) -> None:
     """Re-embed every image whose vector is missing or from another embedder."""
     from app.core import wiring
-    from model.images import normalize_image
+    from model.images import fit_pixel_budget, normalize_image
     from store.db import transaction
     from store.repositories import ConceptRepository, UserRepository
 
     runtime = _runtime()
     embeddings = wiring.embeddings(runtime)
     embedder_id = embeddings.embedder_id
+    budget = runtime.settings.vlm.demo_max_pixels
     with runtime.sessions() as session:
         todo = len(ConceptRepository(session).images_needing_embedding(embedder_id, limit=10**9))
     users: set[int] = set()
@@ -74,11 +75,18 @@ def reindex(
                 rows = repo.images_needing_embedding(embedder_id, limit=batch)
                 if not rows:
                     break
+                # From the demonstration image, as an upload embeds (the stored copy fitted
+                # to the budget for rows that predate derivatives).
                 pil = [
-                    normalize_image(runtime.blobs.get(r.blob_key), max_pixels=10**9).to_pil()
+                    fit_pixel_budget(
+                        normalize_image(
+                            runtime.blobs.get(r.prompt_blob_key or r.blob_key), max_pixels=10**9
+                        ).to_pil(),
+                        budget,
+                    )
                     for r in rows
                 ]
-                embedded = embeddings.embed(pil)
+                embedded = embeddings.embed_photos(pil)
                 for row, vec in zip(rows, embedded, strict=True):
                     row.embedding = vec.astype("<f4").tobytes()
                     row.embedding_dim = int(vec.shape[0])

@@ -1,8 +1,9 @@
 """Concept use cases: create, read, update, delete, and their reference images.
 
-Order of a write, so a crash at any point loses nothing and leaks nothing: decode and embed
-(nothing stored yet) -> write blobs: each photo with its derivatives, the demonstration image
-within the VLM budget and the thumbnail (content-addressed, harmless if orphaned) -> one database
+Order of a write, so a crash at any point loses nothing and leaks nothing: decode, make the
+derivatives (the demonstration image within the VLM budget and the thumbnail) and embed the
+demonstration image (nothing stored yet) -> write blobs: each photo with its derivatives
+(content-addressed, harmless if orphaned) -> one database
 transaction (blob locks, rows, vectors, the user's index version) -> update the FAISS index. The
 index is a cache of the database: a crash before the last step leaves an index whose saved version
 is behind the database's, and it is rebuilt on next use. Blobs are never deleted here: dropped
@@ -211,8 +212,9 @@ class ConceptService:
     ) -> Concept:
         """The write of new photos (see the module's docstring), for a new concept or an
         existing one: ``concept_of`` gives the concept inside the transaction."""
-        vectors, embedder_id = self._embed(images)
-        written = self._write_blobs(images)
+        derived = [self._derive(img) for img in images]
+        vectors, embedder_id = self._embed([prompt for prompt, _ in derived])
+        written = self._write_blobs(images, derived)
         try:
             with transaction(self.sessions) as session:
                 self._claim_blobs(session, images, written)
@@ -260,10 +262,16 @@ class ConceptService:
             raise not_found(f"Concept {concept_id}")
         return concept
 
-    def _embed(self, images: Sequence[NormalizedImage]) -> tuple[np.ndarray, str]:
-        """Vectors first: if the embedder fails, nothing has been stored yet."""
+    def _embed(self, prompts: Sequence[NormalizedImage]) -> tuple[np.ndarray, str]:
+        """Vectors first: if the embedder fails, nothing has been stored yet.
+
+        A reference photo is embedded from its demonstration image (within the VLM budget, far
+        above CLIP's input size), which the upload makes anyway, reduced to the input size by the
+        service's resize rather than the slower one in CLIP's preprocessing. The vector is the
+        stored copy's up to resampling (cosine above 0.999, same ranking: tests/test_photos.py).
+        """
         embedder_id = self.embeddings.embedder_id
-        return self.embeddings.embed([img.to_pil() for img in images]), embedder_id
+        return self.embeddings.embed_photos([img.to_pil() for img in prompts]), embedder_id
 
     def _derive(self, img: NormalizedImage) -> tuple[NormalizedImage, bytes]:
         """The demonstration image and the thumbnail bytes of a stored photo."""
@@ -274,14 +282,18 @@ class ConceptService:
         )
         return made.prompt, made.thumbnail.data
 
-    def store_photo(self, img: NormalizedImage) -> tuple[str, StoredDerivatives]:
+    def store_photo(
+        self, img: NormalizedImage, derived: tuple[NormalizedImage, bytes] | None = None
+    ) -> tuple[str, StoredDerivatives]:
         """Write a photo and its derivatives (content-addressed); returns their blob keys."""
         key = self.blobs.put(img.data)
-        return key, self.store_derivatives(img, key)
+        return key, self.store_derivatives(img, key, derived)
 
-    def store_derivatives(self, img: NormalizedImage, key: str) -> StoredDerivatives:
-        """Make and write the derivatives of the photo stored under ``key``."""
-        prompt, thumb = self._derive(img)
+    def store_derivatives(
+        self, img: NormalizedImage, key: str, derived: tuple[NormalizedImage, bytes] | None = None
+    ) -> StoredDerivatives:
+        """Write the derivatives of the photo stored under ``key`` (made now unless given)."""
+        prompt, thumb = derived if derived is not None else self._derive(img)
         prompt_key = key if prompt is img else self.blobs.put(prompt.data)
         return StoredDerivatives(
             prompt_blob_key=prompt_key,
@@ -292,13 +304,15 @@ class ConceptService:
         )
 
     def _write_blobs(
-        self, images: Sequence[NormalizedImage]
+        self,
+        images: Sequence[NormalizedImage],
+        derived: Sequence[tuple[NormalizedImage, bytes]],
     ) -> list[tuple[str, StoredDerivatives]]:
         written: list[tuple[str, StoredDerivatives]] = []
         self.disk.check(sum(len(img.data) for img in images))
         try:
-            for img in images:
-                written.append(self.store_photo(img))
+            for img, made in zip(images, derived, strict=True):
+                written.append(self.store_photo(img, made))
         except BlobError as exc:
             self._abandon(_keys(written))
             raise storage_problem(exc) from exc

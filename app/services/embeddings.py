@@ -46,6 +46,15 @@ class Embeddings:
         with _as_domain_error(), (timings or Timings(self._metrics)).stage("embed"):
             return self.embedder.embed(images)
 
+    def embed_photos(
+        self, images: Sequence[Image.Image], timings: Timings | None = None
+    ) -> np.ndarray:
+        """:meth:`embed` after reducing each image to the embedder's input size with the service's
+        resize (``ClipEmbedder.shrink_to_input``): same vectors up to resampling, a fraction of the
+        preprocessing time for photos far larger than the input."""
+        with _as_domain_error(), (timings or Timings(self._metrics)).stage("embed"):
+            return self.embedder.embed(self.embedder.shrink_to_input(images))
+
 
 @contextmanager
 def _as_domain_error() -> Iterator[None]:

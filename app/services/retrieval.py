@@ -91,7 +91,7 @@ class RetrievalService:
         repo = ConceptRepository(session)
         regions = self._regions(repo, user_id, query)
         full = (query.width, query.height)
-        vectors = self.embeddings.embed(
+        vectors = self.embeddings.embed_photos(
             [crop(query.clip_pixels, r, full) for r in regions], timings
         )
         # Enough neighbours per region that top_k distinct concepts survive de-duplication
@@ -141,7 +141,9 @@ class RetrievalService:
                 f"Concepts {missing} do not exist (or are not yours); see GET /concepts.",
             )
         needs_choice = any(len(c.images) > 1 for c in concepts)
-        query_vec = self.embeddings.embed([query.clip_pixels], timings)[0] if needs_choice else None
+        query_vec = (
+            self.embeddings.embed_photos([query.clip_pixels], timings)[0] if needs_choice else None
+        )
         return [self._best_image(c, query_vec) for c in concepts]
 
     def _best_image(self, concept: Concept, query_vec: np.ndarray | None) -> Match:
