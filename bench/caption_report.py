@@ -216,7 +216,7 @@ def verdict(m: Measurement) -> str:
         f"the service; vLLM also spends {s8.cpu_ms['vllm']:.0f} instead of "
         f"{eight.direct.cpu_ms['vllm']:.0f} ms CPU per request when requests reach it spaced "
         "out by the service's queue instead of as one batch.",
-        "4. **Fixed in this change:** with the VLM remote, the service ran CLIP with torch's "
+        "4. **Fixed on 2026-11-26:** with the VLM remote, the service ran CLIP with torch's "
         "default team of one OpenMP thread per core, and every six-crop embed waited for a "
         "second thread that vLLM kept off the other core. Before it (this command, 2026-11-26): "
         "embed p50 376 ms and search 32 ms at concurrency 1, overhead 432 ms. `app/main.py` "
@@ -229,19 +229,21 @@ def verdict(m: Measurement) -> str:
     hops = _profile_ms(m, "thread-pool")
     client = _profile_ms(m, "VLM call")
     remedies = [
-        f"- **SQL{f', {sql:.1f} ms/req' if m.profile else ''}:** one session per request "
-        "instead of four (auth, retrieval, the index version check, grounding names). "
-        "Already done: grounding reads concept names only (it loaded every concept with "
-        "its images and vectors) and SQLite connections skip the `pool_pre_ping` round trip.",
+        f"- **SQL{f', {sql:.1f} ms/req' if m.profile else ''}:** two sessions per request, "
+        "the API key's and one for retrieval, the index version, the prompt's images and "
+        "the grounding names (it was four); grounding reads concept names only and SQLite "
+        "connections skip the `pool_pre_ping` round trip. Left: the key lookup could join "
+        "the second session only by moving authentication into the caption's worker trip.",
         f"- **CLIP{f', {clip:.1f} ms/req' if m.profile else ''}:** on a GPU "
-        "(`REPIC_EMBEDDER__DEVICE=auto` picks one), with the crops resized as tensors there "
-        "rather than one by one with PIL.",
-        f"- **Pool hand-offs{f', {hops:.1f} ms/req' if m.profile else ''}:** one worker trip "
-        "for retrieve + prompt + grounding names instead of three.",
-        f"- **VLM client{f', {client:.1f} ms/req' if m.profile else ''}:** mostly the HTTP "
-        "exchange, partly the openai client's own work per call (walking the messages to "
-        "transform them, a fresh idempotency key), which a plain JSON POST on the pooled "
-        "HTTP client would skip.",
+        "(`REPIC_EMBEDDER__DEVICE=auto` picks one). On the CPU the crops are cut from an "
+        "image reduced to what they need and reduced to the CLIP input by torch's resize "
+        "before open_clip's preprocessing (done).",
+        f"- **Pool hand-offs{f', {hops:.1f} ms/req' if m.profile else ''}:** three trips "
+        "(the key lookup, the decode, then retrieve + prompt + grounding names in one); the "
+        "first two could join the third at the price of decoding before the caption slot.",
+        f"- **VLM client{f', {client:.1f} ms/req' if m.profile else ''}:** one JSON POST on "
+        "the pooled HTTP client (done: the openai client's per-call work is gone); what is "
+        "left is the body's base64 images and the HTTP exchange.",
         "- **More interpreters:** `uvicorn --workers N` (or replicas) works a burst off on N "
         "cores at once; each worker loads its own CLIP and index cache.",
         "- **vLLM on its own device** (a GPU: the production layout) removes the sharing.",

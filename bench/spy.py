@@ -12,8 +12,13 @@ from pathlib import Path
 #: First match wins, so the specific groups come before the frames every stack shares.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "CLIP: crop preprocessing (PIL resize, to_tensor)",
-        ("torchvision/", "open_clip/transform.py"),
+        "CLIP: crop preprocessing (resize to the input, to_tensor, normalise)",
+        (
+            "torchvision/",
+            "open_clip/transform.py",
+            "ClipEmbedder.shrink_to_input",
+            "preprocess_batch",
+        ),
     ),
     ("CLIP: forward pass", ("ClipEmbedder.embed",)),
     ("SQL (SQLAlchemy + sqlite3)", ("sqlalchemy/",)),
