@@ -64,7 +64,10 @@ def shared_schema() -> Iterator[str]:
 
 
 def _haproxy() -> str:
-    subprocess.run([INSTALL], check=True, capture_output=True)
+    done = subprocess.run([INSTALL], capture_output=True, text=True)
+    assert done.returncode == 0, (
+        f"tests/proxy/install.sh exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
     found = shutil.which("haproxy") or "/usr/sbin/haproxy"
     assert Path(found).exists(), "tests/proxy/install.sh did not install haproxy"
     return found
@@ -78,6 +81,7 @@ def cluster(
     tiny_clip: TinyClip,
     tiny_qwen_dir: Path,
 ) -> Iterator[Cluster]:
+    haproxy = _haproxy()
     root = tmp_path_factory.mktemp("replicas")
     storage = s3_server.env(make_bucket(s3_server))
     envs = [
@@ -87,27 +91,29 @@ def cluster(
     migrate(envs[0])
     alice, bob = new_user(envs[0], "alice"), new_user(envs[0], "bob")
     one, two = replica(envs[0], root, "api-1"), replica(envs[1], root, "api-2")
-    for r in (one, two):
-        r.start()
-    for r in (one, two):
-        r.wait_healthy()
-    proxy_port = free_port()
-    proxy_env = {
-        **os.environ,
-        "REPIC_PROXY_BIND": f"127.0.0.1:{proxy_port}",
-        "REPIC_API_1": f"127.0.0.1:{one.port}",
-        "REPIC_API_2": f"127.0.0.1:{two.port}",
-    }
-    proxy_log = root / "haproxy.log"
-    proxy = start_process([_haproxy(), "-db", "-f", str(HAPROXY_CFG)], proxy_env, proxy_log)
-    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    proxy = None
     try:
+        for r in (one, two):
+            r.start()
+        for r in (one, two):
+            r.wait_healthy()
+        proxy_port = free_port()
+        proxy_env = {
+            **os.environ,
+            "REPIC_PROXY_BIND": f"127.0.0.1:{proxy_port}",
+            "REPIC_API_1": f"127.0.0.1:{one.port}",
+            "REPIC_API_2": f"127.0.0.1:{two.port}",
+        }
+        proxy_log = root / "haproxy.log"
+        proxy = start_process([haproxy, "-db", "-f", str(HAPROXY_CFG)], proxy_env, proxy_log)
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
         wait_until_answers(
             proxy.process, f"{proxy_url}/healthz", proxy_log, what="haproxy", timeout_s=30
         )
         yield Cluster(one, two, proxy_url, alice, bob)
     finally:
-        proxy.stop(10)
+        if proxy is not None:
+            proxy.stop(10)
         for r in (one, two):
             r.kill()
 

@@ -32,7 +32,7 @@ if [[ -z "$VERSION" ]]; then
   pg_createcluster "$VERSION" "$CLUSTER" --port "$PORT"
 fi
 
-if ! pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}' | grep -q online; then
+if ! pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}' | grep online >/dev/null; then
   pg_ctlcluster "$VERSION" "$CLUSTER" start
 fi
 
@@ -49,7 +49,7 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
-if ! as_postgres psql -p "$PORT" -qtA -c "SELECT 1 FROM pg_database WHERE datname='${DB}'" | grep -q 1; then
+if ! as_postgres psql -p "$PORT" -qtA -c "SELECT 1 FROM pg_database WHERE datname='${DB}'" | grep 1 >/dev/null; then
   as_postgres createdb -p "$PORT" -O "$ROLE" "$DB"
 fi
 echo "PostgreSQL ${VERSION}/${CLUSTER} is up; tests use ${DB} as ${ROLE}"

@@ -13,4 +13,6 @@ if ! command -v haproxy >/dev/null 2>&1; then
   fi
   rm -f /usr/sbin/policy-rc.d.repic
 fi
-haproxy -v | head -n1
+# sed reads the whole version text: `head -n1` would close the pipe early, and under pipefail
+# haproxy's SIGPIPE (exit 141) would fail the script.
+haproxy -v | sed -n 1p
